@@ -1,0 +1,1 @@
+//! GCRA token buckets.

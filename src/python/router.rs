@@ -1,0 +1,296 @@
+//! `Router`: the Python face of [`crate::router::Router`].
+
+use std::sync::Arc;
+
+use numpy::{AllowTypeChange, PyArray1, PyArrayLike1};
+use pyo3::prelude::*;
+
+use super::accelerator::{PyAccelerator, PyRequest};
+use super::conversion::{key_from_py, non_negative, IntoPyResult};
+use crate::demand::Candidates;
+use crate::error::RouterError;
+use crate::router::{Router, RouterOptions};
+use crate::strategy::Strategy;
+
+/// Routes requests over a fleet of accelerators with one strategy.
+#[pyclass(name = "Router", module = "fleetroute._native", frozen)]
+pub struct PyRouter {
+    inner: Arc<Router>,
+}
+
+fn non_negative_vec(values: &[i64], what: &'static str) -> PyResult<Vec<u64>> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            u64::try_from(v).map_err(|_| {
+                RouterError::invalid(what, format!("{what}[{i}] must be >= 0 (got {v})"))
+            })
+        })
+        .collect::<Result<Vec<u64>, _>>()
+        .py()
+}
+
+fn priority_from(priority: i64) -> PyResult<u32> {
+    Ok(u32::try_from(non_negative(priority, "priority")?).unwrap_or(u32::MAX))
+}
+
+impl PyRouter {
+    fn candidates(&self, ids: Option<Vec<i64>>) -> PyResult<Option<Candidates>> {
+        ids.map(|ids| {
+            let ids = non_negative_vec(&ids, "candidates")?;
+            Candidates::from_ids(self.inner.fleet(), ids).py()
+        })
+        .transpose()
+    }
+}
+
+#[pymethods]
+impl PyRouter {
+    #[new]
+    #[pyo3(signature = (strategy = "p2c", *, hash = None, load_bound = None, seed = None, priority_reserve = 0.1))]
+    fn new(
+        strategy: &str,
+        hash: Option<&str>,
+        load_bound: Option<f64>,
+        seed: Option<u64>,
+        priority_reserve: f64,
+    ) -> PyResult<Self> {
+        let strategy = Strategy::from_name(strategy, hash, load_bound).py()?;
+        let options = RouterOptions {
+            seed,
+            priority_reserve,
+        };
+        Ok(PyRouter {
+            inner: Arc::new(Router::with_options(strategy, options).py()?),
+        })
+    }
+
+    /// The strategy's name.
+    #[getter]
+    fn strategy(&self) -> &'static str {
+        self.inner.strategy().name()
+    }
+
+    /// Share of capacity only priority >= 1 may use.
+    #[getter]
+    fn priority_reserve(&self) -> f64 {
+        self.inner.priority_reserve()
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.fleet().len()
+    }
+
+    fn __contains__(&self, id: i64) -> bool {
+        u64::try_from(id).is_ok_and(|id| self.inner.fleet().contains(id))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Router(strategy={:?}, accelerators={})",
+            self.strategy(),
+            self.__len__()
+        )
+    }
+
+    /// Registers one accelerator; `acc.current_load` then reads live.
+    fn add_accelerator(&self, accelerator: &Bound<'_, PyAccelerator>) -> PyResult<()> {
+        let acc = accelerator.get();
+        let slot = self.inner.add_accelerator(acc.spec).py()?;
+        acc.attach(&self.inner, slot);
+        Ok(())
+    }
+
+    /// Registers many accelerators in one step: all of them or none.
+    fn add_accelerators(&self, accelerators: Vec<Bound<'_, PyAccelerator>>) -> PyResult<()> {
+        let specs: Vec<_> = accelerators.iter().map(|a| a.get().spec).collect();
+        self.inner.add_accelerators(&specs).py()?;
+        for acc in &accelerators {
+            let slot = self.inner.fleet().slot_of(acc.get().spec.id).py()?;
+            acc.get().attach(&self.inner, slot);
+        }
+        Ok(())
+    }
+
+    /// Registers `len(ids)` accelerators from arrays (the fast bulk form).
+    #[pyo3(signature = (ids, capacities, weights = None))]
+    fn add_fleet(
+        &self,
+        ids: PyArrayLike1<'_, i64, AllowTypeChange>,
+        capacities: PyArrayLike1<'_, i64, AllowTypeChange>,
+        weights: Option<PyArrayLike1<'_, f64, AllowTypeChange>>,
+    ) -> PyResult<()> {
+        let ids = non_negative_vec(ids.as_slice()?, "ids")?;
+        let capacities = non_negative_vec(capacities.as_slice()?, "capacities")?;
+        let weights = match &weights {
+            Some(w) => w.as_slice()?.to_vec(),
+            None => vec![1.0; ids.len()],
+        };
+        if capacities.len() != ids.len() || weights.len() != ids.len() {
+            return Err(RouterError::invalid(
+                "add_fleet",
+                format!(
+                    "ids, capacities and weights differ in length ({}, {}, {})",
+                    ids.len(),
+                    capacities.len(),
+                    weights.len()
+                ),
+            ))
+            .py();
+        }
+        let specs: Vec<_> = ids
+            .iter()
+            .zip(&capacities)
+            .zip(&weights)
+            .map(|((&id, &capacity), &weight)| crate::Accelerator {
+                id,
+                capacity,
+                weight,
+                healthy: true,
+            })
+            .collect();
+        self.inner.add_accelerators(&specs).py()
+    }
+
+    /// Unregisters an accelerator.
+    fn remove_accelerator(&self, acc_id: i64) -> PyResult<()> {
+        self.inner
+            .remove_accelerator(non_negative(acc_id, "acc_id")?)
+            .py()
+    }
+
+    fn set_healthy(&self, acc_id: i64, healthy: bool) -> PyResult<()> {
+        self.inner
+            .set_healthy(non_negative(acc_id, "acc_id")?, healthy)
+            .py()
+    }
+
+    fn set_capacity(&self, acc_id: i64, capacity: i64) -> PyResult<()> {
+        self.inner
+            .set_capacity(
+                non_negative(acc_id, "acc_id")?,
+                non_negative(capacity, "capacity")?,
+            )
+            .py()
+    }
+
+    fn set_weight(&self, acc_id: i64, weight: f64) -> PyResult<()> {
+        self.inner
+            .set_weight(non_negative(acc_id, "acc_id")?, weight)
+            .py()
+    }
+
+    /// A live view of one registered accelerator.
+    fn accelerator(&self, acc_id: i64) -> PyResult<PyAccelerator> {
+        let id = non_negative(acc_id, "acc_id")?;
+        let slot = self.inner.fleet().slot_of(id).py()?;
+        let spec = self.inner.fleet().state(slot).spec();
+        Ok(PyAccelerator::attached(spec, Arc::clone(&self.inner), slot))
+    }
+
+    /// The seed API: routes `request`; returns the accelerator id or None.
+    fn route_request(&self, request: &Bound<'_, PyRequest>) -> Option<u64> {
+        self.inner.route_request(&request.get().request)
+    }
+
+    /// Routes one request; returns the accelerator id that took it, or None.
+    #[pyo3(signature = (cost = 1, priority = 0, key = None, candidates = None))]
+    fn route(
+        &self,
+        cost: i64,
+        priority: i64,
+        key: Option<&Bound<'_, PyAny>>,
+        candidates: Option<Vec<i64>>,
+    ) -> PyResult<Option<u64>> {
+        let key = key.map(key_from_py).transpose()?;
+        let candidates = self.candidates(candidates)?;
+        self.inner
+            .route(
+                non_negative(cost, "cost")?,
+                priority_from(priority)?,
+                key,
+                candidates.as_ref(),
+            )
+            .py()
+    }
+
+    /// Returns `cost` load units on `acc_id` when a request finishes.
+    #[pyo3(signature = (acc_id, cost = 1))]
+    fn release(&self, acc_id: i64, cost: i64) -> PyResult<()> {
+        self.inner
+            .release(non_negative(acc_id, "acc_id")?, non_negative(cost, "cost")?)
+            .py()
+    }
+
+    /// Routes a whole batch in Rust with the GIL released; -1 where nothing fit.
+    #[pyo3(signature = (costs, keys = None, priority = 0))]
+    fn route_batch<'py>(
+        &self,
+        py: Python<'py>,
+        costs: PyArrayLike1<'py, i64, AllowTypeChange>,
+        keys: Option<&Bound<'py, PyAny>>,
+        priority: i64,
+    ) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let costs = non_negative_vec(costs.as_slice()?, "costs")?;
+        let keys: Option<Vec<u64>> = match keys {
+            None => None,
+            Some(keys) => Some(
+                keys.try_iter()?
+                    .map(|k| key_from_py(&k?))
+                    .collect::<PyResult<Vec<u64>>>()?,
+            ),
+        };
+        let priority = priority_from(priority)?;
+        let mut out = vec![0i64; costs.len()];
+        let router = &self.inner;
+        py.detach(|| router.route_batch(&costs, keys.as_deref(), priority, &mut out))
+            .py()?;
+        Ok(PyArray1::from_vec(py, out))
+    }
+
+    /// Releases a batch (ids from `route_batch`; -1 entries skipped), all or nothing.
+    fn release_batch(
+        &self,
+        py: Python<'_>,
+        ids: PyArrayLike1<'_, i64, AllowTypeChange>,
+        costs: PyArrayLike1<'_, i64, AllowTypeChange>,
+    ) -> PyResult<()> {
+        let ids = ids.as_slice()?.to_vec();
+        let costs = non_negative_vec(costs.as_slice()?, "costs")?;
+        let router = &self.inner;
+        py.detach(|| router.release_batch(&ids, &costs)).py()
+    }
+
+    /// Loads of the registered accelerators, in registration order (see `ids()`).
+    fn loads<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
+        let loads = self.inner.fleet().iter().map(|(_, s)| s.load() as i64);
+        PyArray1::from_iter(py, loads)
+    }
+
+    /// Ids of the registered accelerators, in registration order.
+    fn ids<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
+        let ids = self.inner.fleet().iter().map(|(_, s)| s.id() as i64);
+        PyArray1::from_iter(py, ids)
+    }
+
+    /// Capacities of the registered accelerators, in registration order.
+    fn capacities<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
+        let caps = self.inner.fleet().iter().map(|(_, s)| s.capacity() as i64);
+        PyArray1::from_iter(py, caps)
+    }
+
+    /// Live views of every registered accelerator.
+    fn accelerators(&self) -> Vec<PyAccelerator> {
+        self.inner
+            .fleet()
+            .iter()
+            .map(|(slot, s)| PyAccelerator::attached(s.spec(), Arc::clone(&self.inner), slot))
+            .collect()
+    }
+
+    /// Bytes held per registered accelerator by the registry and strategy indexes.
+    fn memory_bytes(&self) -> usize {
+        self.inner.memory_bytes()
+    }
+}

@@ -1,0 +1,89 @@
+//! Round robin with failover.
+//!
+//! A shared cursor advances by one per decision; the request goes to the accelerator
+//! under the cursor, or, if that one is full, unhealthy or not a candidate, to the
+//! next one that can take it. The cursor is one padded atomic, so concurrent routers
+//! each get a distinct starting point without a lock.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crossbeam_utils::CachePadded;
+
+use crate::demand::Decision;
+use crate::fleet::{Fleet, Slot};
+
+/// Round-robin selection over the fleet (or over a request's candidates).
+#[derive(Debug, Default)]
+pub struct RoundRobin {
+    cursor: CachePadded<AtomicUsize>,
+}
+
+impl RoundRobin {
+    /// A round robin starting at the first accelerator.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Picks the next accelerator that can take the decision's demand.
+    #[inline]
+    pub fn pick(&self, fleet: &Fleet, decision: &Decision<'_>) -> Option<Slot> {
+        let n = decision.domain(fleet);
+        if n == 0 {
+            return None;
+        }
+        let start = self.cursor.fetch_add(1, Ordering::Relaxed) % n;
+        let first = decision.nth(start);
+        if decision.demand.try_take(fleet.state(first)) {
+            return Some(first);
+        }
+        decision.first_fit(fleet, start + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accelerator::Accelerator;
+    use crate::demand::{Candidates, Demand};
+
+    fn fleet(n: u64, capacity: u64) -> Fleet {
+        let fleet = Fleet::new();
+        for id in 0..n {
+            fleet.add(Accelerator::new(id, capacity)).unwrap();
+        }
+        fleet
+    }
+
+    #[test]
+    fn cycles_in_order() {
+        let fleet = fleet(3, 10);
+        let rr = RoundRobin::new();
+        let d = Decision::new(Demand::new(1, 1, 0).unwrap());
+        let picks: Vec<_> = (0..6).map(|_| rr.pick(&fleet, &d).unwrap()).collect();
+        assert_eq!(picks, vec![0, 1, 2, 0, 1, 2]);
+    }
+
+    #[test]
+    fn fails_over_past_full_and_unhealthy() {
+        let fleet = fleet(3, 1);
+        fleet.set_healthy(1, false).unwrap();
+        let rr = RoundRobin::new();
+        let d = Decision::new(Demand::new(1, 1, 0).unwrap());
+        assert_eq!(rr.pick(&fleet, &d), Some(0));
+        assert_eq!(rr.pick(&fleet, &d), Some(2));
+        assert_eq!(rr.pick(&fleet, &d), None);
+    }
+
+    #[test]
+    fn honours_candidates() {
+        let fleet = fleet(5, 10);
+        let rr = RoundRobin::new();
+        let only = Candidates::from_ids(&fleet, [3, 1]).unwrap();
+        let d = Decision {
+            candidates: Some(&only),
+            ..Decision::new(Demand::new(1, 1, 0).unwrap())
+        };
+        let picks: Vec<_> = (0..4).map(|_| rr.pick(&fleet, &d).unwrap()).collect();
+        assert_eq!(picks, vec![3, 1, 3, 1]);
+    }
+}

@@ -200,7 +200,8 @@ mod tests {
 
         #[test]
         fn prop_matches_paper(key: u64, buckets in 1i32..=i32::MAX) {
-            prop_assert_eq!(jump(key, buckets as u32) as i32, paper_jump_consistent_hash(key, buckets));
+            let ours = jump(key, buckets as u32) as i32;
+            prop_assert_eq!(ours, paper_jump_consistent_hash(key, buckets));
         }
     }
 }

@@ -19,10 +19,10 @@
 
 pub mod jump;
 pub mod key_hash;
+pub mod maglev;
+pub mod ring;
 
 pub use jump::jump_hash;
 pub use key_hash::{hash_bytes, hash_pair, hash_u64};
-pub mod ring;
-pub use ring::{HashRing, RingNode, RingWalk, DEFAULT_VNODES};
-pub mod maglev;
 pub use maglev::{maglev_table_size, MaglevNode, MaglevTable};
+pub use ring::{HashRing, RingNode, RingWalk, DEFAULT_VNODES};

@@ -30,6 +30,8 @@ use crate::hashing::{
 };
 use crate::strategy::derived_table::DerivedTable;
 
+/// Table entries (or distinct ring nodes) tried before falling back to a scan.
+const WALK_LIMIT: usize = 64;
 /// Most ring points kept; vnodes per accelerator shrink on larger fleets.
 const MAX_RING_POINTS: usize = 4 << 20;
 
@@ -198,19 +200,19 @@ impl ConsistentHash {
             }
             decision.demand.try_take(state)
         };
-        let picked = match &table.table.table {
-            Table::Ring(ring) => ring.walk(hashed).find(|&slot| accepts(slot)),
+        let walked = match &table.table.table {
+            Table::Ring(ring) => ring.walk(hashed).take(WALK_LIMIT).find(|&slot| accepts(slot)),
             Table::Maglev(maglev) => {
                 let m = maglev.len();
                 let start = (hashed % m.max(1) as u64) as usize;
-                (0..m)
+                (0..m.min(WALK_LIMIT))
                     .map(|i| maglev.entry((start + i) % m))
                     .find(|&slot| accepts(slot))
             }
             Table::Jump(members) => {
                 let n = members.len() as u32;
                 let mut probe = key;
-                (0..n).find_map(|_| {
+                (0..n.min(WALK_LIMIT as u32)).find_map(|_| {
                     let bucket = jump_hash(probe, n).ok()?;
                     probe = hash_u64(probe.wrapping_add(1));
                     let slot = members[bucket as usize];
@@ -218,6 +220,21 @@ impl ConsistentHash {
                 })
             }
         };
+        // Past the walk limit the fleet is nearly full or mostly excluded: scan it
+        // once from the key's position, within the bound, then (the bound being a
+        // balance goal, not a capacity) without it.
+        let start = (hashed % decision.domain(fleet).max(1) as u64) as usize;
+        let picked = walked
+            .or_else(|| {
+                let n = decision.domain(fleet);
+                (0..n)
+                    .map(|i| decision.nth((start + i) % n))
+                    .find(|&slot| accepts(slot))
+            })
+            .or_else(|| {
+                self.load_bound
+                    .and_then(|_| decision.first_fit(fleet, start))
+            });
         if picked.is_some() && self.load_bound.is_some() {
             self.total_load
                 .fetch_add(decision.demand.cost, Ordering::AcqRel);

@@ -25,6 +25,8 @@ use crate::strategy::derived_table::DerivedTable;
 
 /// The longest cycle kept (entries of 4 bytes).
 pub const MAX_CYCLE: u64 = 1 << 22;
+/// Cycle entries tried before falling back to a scan of the fleet.
+const WALK_LIMIT: usize = 64;
 /// Bound on the work of one cycle build (cycle length × distinct weights).
 const MAX_BUILD_STEPS: u64 = 1 << 28;
 
@@ -134,9 +136,18 @@ impl WeightedRoundRobin {
             return None;
         }
         let start = self.cursor.fetch_add(1, Ordering::Relaxed);
-        (0..cycle.len())
+        (0..cycle.len().min(WALK_LIMIT))
             .map(|i| cycle[(start + i) % cycle.len()])
             .find(|&slot| decision.try_take(fleet, slot))
+            .or_else(|| {
+                // Nearly full: one scan over the weighted targets instead of the cycle.
+                let n = fleet.slot_count();
+                (0..n)
+                    .map(|i| ((start + i) % n) as Slot)
+                    .find(|&slot| {
+                        fleet.state(slot).weight() > 0.0 && decision.try_take(fleet, slot)
+                    })
+            })
     }
 }
 

@@ -1,0 +1,48 @@
+# Two entry points for a new user: `make run` (the main job) and `make test` (every
+# test). Each creates what it needs from nothing.
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NATIVE_SOURCES := $(shell find src -name '*.rs') Cargo.toml pyproject.toml
+
+.PHONY: run test test-rust test-python lint bench bench-rust clean
+
+run:
+	cargo run --release
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "maturin>=1.7,<2"
+	$(PY) -m pip install --quiet numpy pytest pytest-benchmark pytest-timeout hypothesis ruff mypy
+	touch $(STAMP)
+
+$(VENV)/.native: $(STAMP) $(NATIVE_SOURCES)
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
+		$(VENV)/bin/maturin develop --release --quiet
+	touch $(VENV)/.native
+
+test: test-rust test-python
+
+test-rust:
+	cargo test --all-targets
+
+test-python: $(VENV)/.native
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	PYO3_PYTHON=$(abspath $(PY)) cargo clippy --all-targets --features python -- -D warnings
+	$(VENV)/bin/ruff check python tests benches
+	$(VENV)/bin/ruff format --check python tests benches
+
+bench: $(VENV)/.native
+	$(PY) -m pytest benches -q -p no:cacheprovider --benchmark-only
+
+bench-rust:
+	cargo bench --bench routing
+
+clean:
+	rm -rf $(VENV) target

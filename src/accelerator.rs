@@ -147,7 +147,17 @@ impl AcceleratorState {
     #[inline]
     pub fn limit(&self, reserve_ppm: u32) -> u64 {
         let capacity = self.capacity();
-        capacity - (capacity as u128 * reserve_ppm as u128 / 1_000_000) as u64
+        if reserve_ppm == 0 {
+            return capacity;
+        }
+        // u64 arithmetic (division by a constant compiles to a multiply) unless the
+        // product could overflow; reserve_ppm < 2^20.
+        let reserved = if capacity < 1 << 44 {
+            capacity * reserve_ppm as u64 / 1_000_000
+        } else {
+            (capacity as u128 * reserve_ppm as u128 / 1_000_000) as u64
+        };
+        capacity - reserved
     }
 
     /// Adds `cost` to the load if and only if the result stays within `limit` and the
@@ -164,6 +174,21 @@ impl AcceleratorState {
                 (next <= limit).then_some(next)
             })
             .is_ok()
+    }
+
+    /// [`Self::try_acquire`] for a caller that has just read the load as `observed`:
+    /// one compare-exchange when nothing changed since, the full loop otherwise.
+    #[inline]
+    pub fn try_acquire_observed(&self, observed: u64, cost: u64, limit: u64) -> bool {
+        match observed.checked_add(cost) {
+            Some(next) if next <= limit => {
+                self.load
+                    .compare_exchange(observed, next, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                    || self.try_acquire(cost, limit)
+            }
+            _ => false,
+        }
     }
 
     /// Takes `cost` off the load; refuses (and changes nothing) if that would go

@@ -19,6 +19,7 @@ pub mod accelerator;
 pub mod demand;
 pub mod fleet;
 pub mod min_tree;
+pub mod prefetch;
 pub mod request;
 pub mod router;
 pub mod sim;

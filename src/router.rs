@@ -11,7 +11,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::accelerator::Accelerator;
-use crate::demand::{validate_cost, Candidates, Decision, Demand};
+use crate::demand::{validate_cost, Candidates, Decision, Demand, HIGH_PRIORITY};
 use crate::error::{Result, RouterError};
 use crate::fleet::{Fleet, Slot};
 use crate::request::Request;
@@ -276,16 +276,33 @@ impl Router {
             ));
         }
         let mut rng = self.rng();
-        for (i, (&cost, slot_out)) in costs.iter().zip(out.iter_mut()).enumerate() {
-            let decision = Decision {
-                demand: Demand::new(cost, priority, self.reserve_ppm)?,
-                key: keys.map(|k| k[i]),
-                candidates: None,
-            };
-            *slot_out = match self.route_slot(&decision, &mut rng) {
-                Some(slot) => self.fleet.state(slot).id() as i64,
-                None => -1,
-            };
+        let reserve_ppm = self.reserve_ppm;
+        let decision = |i: usize| Decision {
+            demand: Demand {
+                cost: costs[i],
+                reserve_ppm: if priority >= HIGH_PRIORITY {
+                    0
+                } else {
+                    reserve_ppm
+                },
+            },
+            key: keys.map(|k| k[i]),
+            candidates: None,
+        };
+        let fleet = &self.fleet;
+        let emit = |i: usize, slot: Option<Slot>| {
+            out[i] = slot.map_or(-1, |slot| fleet.state(slot).id() as i64);
+        };
+        match &self.strategy {
+            Strategy::PowerOfTwoChoices(p2c) => {
+                p2c.pick_batch(fleet, costs.len(), decision, &mut rng, emit)
+            }
+            strategy => {
+                let mut emit = emit;
+                for i in 0..costs.len() {
+                    emit(i, strategy.pick(fleet, &decision(i), &mut rng));
+                }
+            }
         }
         Ok(())
     }
@@ -299,7 +316,7 @@ impl Router {
                 format!("{} costs for {} ids", costs.len(), ids.len()),
             ));
         }
-        let mut per_slot: std::collections::HashMap<Slot, u64> = Default::default();
+        let mut resolved: Vec<(Slot, u64)> = Vec::with_capacity(ids.len());
         for (i, (&id, &cost)) in ids.iter().zip(costs).enumerate() {
             if id == -1 {
                 continue;
@@ -310,19 +327,17 @@ impl Router {
             if cost == 0 {
                 return Err(RouterError::invalid("costs", format!("costs[{i}] is 0")));
             }
-            *per_slot.entry(self.fleet.slot_of(id as u64)?).or_default() += cost;
+            resolved.push((self.fleet.slot_of(id as u64)?, cost));
         }
-        let mut done: Vec<(Slot, u64)> = Vec::with_capacity(per_slot.len());
-        for (&slot, &cost) in &per_slot {
+        for (done, &(slot, cost)) in resolved.iter().enumerate() {
             if let Err(err) = self.fleet.state(slot).release(cost) {
-                for &(slot, cost) in &done {
+                for &(slot, cost) in &resolved[..done] {
                     self.fleet.state(slot).restore(cost);
                 }
                 return Err(err);
             }
-            done.push((slot, cost));
         }
-        for (slot, cost) in done {
+        for (slot, cost) in resolved {
             self.strategy.after_release(&self.fleet, slot, cost);
         }
         Ok(())

@@ -72,8 +72,11 @@ fn stress(strategy: &'static str) {
             })
         };
         let writer = {
-            let (router, stop, progress) =
-                (Arc::clone(&router), Arc::clone(&stop), Arc::clone(&progress));
+            let (router, stop, progress) = (
+                Arc::clone(&router),
+                Arc::clone(&stop),
+                Arc::clone(&progress),
+            );
             thread::spawn(move || {
                 let mut rng = SmallRng::seed_from_u64(99);
                 let mut next_id = 1000;
@@ -91,7 +94,9 @@ fn stress(strategy: &'static str) {
                         0 => router.set_healthy(id, rng.random_bool(0.7)).unwrap(),
                         1 => router.set_weight(id, rng.random_range(0.0..4.0)).unwrap(),
                         2 => {
-                            router.add_accelerator(Accelerator::new(next_id, 3)).unwrap();
+                            router
+                                .add_accelerator(Accelerator::new(next_id, 3))
+                                .unwrap();
                             next_id += 1;
                         }
                         _ => thread::yield_now(),

@@ -190,7 +190,7 @@ impl SimConfig {
 
     /// Number of leading arrivals left out of the statistics.
     pub fn warmup_requests(&self) -> u64 {
-        ((self.requests as f64 * self.warmup).floor() as u64).min(self.requests - 1)
+        ((self.requests as f64 * self.warmup).floor() as u64).min(self.requests.saturating_sub(1))
     }
 }
 

@@ -10,8 +10,9 @@ use std::collections::BinaryHeap;
 
 use crate::fleet::Slot;
 
-/// A point in simulated time, in seconds. Never NaN or infinite.
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+/// A point in simulated time, in seconds. Never NaN or infinite; ordered (and
+/// compared) by `f64::total_cmp`.
+#[derive(Debug, Clone, Copy)]
 pub struct SimTime(f64);
 
 impl SimTime {
@@ -22,7 +23,10 @@ impl SimTime {
     /// would be a bug in the simulation, never a property of the input.
     #[inline]
     pub fn new(seconds: f64) -> Self {
-        assert!(seconds.is_finite(), "simulated time must be finite (got {seconds})");
+        assert!(
+            seconds.is_finite(),
+            "simulated time must be finite (got {seconds})"
+        );
         SimTime(seconds)
     }
 
@@ -33,12 +37,26 @@ impl SimTime {
     }
 }
 
+impl PartialEq for SimTime {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
 impl Eq for SimTime {}
 
 impl Ord for SimTime {
     #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
         self.0.total_cmp(&other.0)
+    }
+}
+
+impl PartialOrd for SimTime {
+    #[inline]
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -75,14 +93,21 @@ impl EventKind {
     }
 }
 
-/// A scheduled event.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A scheduled event. Events are equal only if they are the same scheduling.
+#[derive(Debug, Clone, Copy)]
 pub struct Event {
     /// When it happens.
     pub time: SimTime,
     /// What happens.
     pub kind: EventKind,
     seq: u64,
+}
+
+impl PartialEq for Event {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
 }
 
 impl Eq for Event {}

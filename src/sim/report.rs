@@ -246,7 +246,9 @@ type Column = (&'static str, fn(&StrategyReport) -> String);
 const COLUMNS: &[Column] = &[
     ("strategy", |r| r.strategy.clone()),
     ("done/s", |r| format!("{:.1}", r.summary.throughput)),
-    ("mean s", |r| format!("{:.3}", r.summary.mean_time_in_system)),
+    ("mean s", |r| {
+        format!("{:.3}", r.summary.mean_time_in_system)
+    }),
     ("p50 s", |r| format!("{:.3}", r.summary.p50_time_in_system)),
     ("p99 s", |r| format!("{:.3}", r.summary.p99_time_in_system)),
     ("wait s", |r| format!("{:.3}", r.summary.mean_wait)),
@@ -291,7 +293,12 @@ pub fn render_table(reports: &[StrategyReport]) -> String {
             .collect();
         let _ = writeln!(out, "{}", text.join("  ").trim_end());
     };
-    line(&COLUMNS.iter().map(|(t, _)| t.to_string()).collect::<Vec<_>>());
+    line(
+        &COLUMNS
+            .iter()
+            .map(|(t, _)| t.to_string())
+            .collect::<Vec<_>>(),
+    );
     line(&widths.iter().map(|&w| "-".repeat(w)).collect::<Vec<_>>());
     for row in &cells {
         line(row);
@@ -390,10 +397,20 @@ mod tests {
     #[test]
     fn header_describes_the_scenario() {
         let header = sample("p2c", 1.0).scenario.header();
-        assert!(header.contains("3 accelerators, 28 slots, capacity 56"), "{header}");
-        assert!(header.contains("Poisson at 25.2/s (load factor 0.90)"), "{header}");
+        assert!(
+            header.contains("3 accelerators, 28 slots, capacity 56"),
+            "{header}"
+        );
+        assert!(
+            header.contains("Poisson at 25.2/s (load factor 0.90)"),
+            "{header}"
+        );
         assert!(header.contains("fresh (staleness 0)"), "{header}");
         assert_eq!("csv".parse::<Format>(), Ok(Format::Csv));
-        assert!("xml".parse::<Format>().unwrap_err().to_string().contains("xml"));
+        assert!("xml"
+            .parse::<Format>()
+            .unwrap_err()
+            .to_string()
+            .contains("xml"));
     }
 }

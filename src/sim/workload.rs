@@ -165,6 +165,9 @@ mod tests {
             .collect();
         assert_ne!(seeds[0], seeds[1]);
         assert_ne!(seeds[1], seeds[2]);
-        assert_ne!(stream_seed(42, Stream::Fleet), stream_seed(43, Stream::Fleet));
+        assert_ne!(
+            stream_seed(42, Stream::Fleet),
+            stream_seed(43, Stream::Fleet)
+        );
     }
 }

@@ -201,7 +201,10 @@ impl ConsistentHash {
             decision.demand.try_take(state)
         };
         let walked = match &table.table.table {
-            Table::Ring(ring) => ring.walk(hashed).take(WALK_LIMIT).find(|&slot| accepts(slot)),
+            Table::Ring(ring) => ring
+                .walk(hashed)
+                .take(WALK_LIMIT)
+                .find(|&slot| accepts(slot)),
             Table::Maglev(maglev) => {
                 let m = maglev.len();
                 let start = (hashed % m.max(1) as u64) as usize;

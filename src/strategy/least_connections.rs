@@ -85,9 +85,7 @@ impl LeastConnections {
             let tree = self.tree.load();
             for _ in 0..TREE_ATTEMPTS {
                 // Every accelerator is full, unhealthy or removed: nothing can fit.
-                let Some((_, slot)) = tree.min() else {
-                    return None;
-                };
+                let (_, slot) = tree.min()?;
                 if (slot as usize) >= fleet.slot_count() {
                     break;
                 }

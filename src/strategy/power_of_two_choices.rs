@@ -14,6 +14,7 @@ use rand::Rng;
 use crate::accelerator::AcceleratorState;
 use crate::demand::Decision;
 use crate::fleet::{Fleet, Slot};
+use crate::prefetch::prefetch;
 use crate::strategy::random::SAMPLE_ATTEMPTS;
 
 /// Power-of-two-choices selection.
@@ -37,7 +38,48 @@ pub fn less_utilised(a: &AcceleratorState, b: &AcceleratorState) -> bool {
     (a.load() as u128) * (b.capacity() as u128) < (b.load() as u128) * (a.capacity() as u128)
 }
 
+/// Decisions sampled ahead in a batch, so their accelerators are already in cache.
+const LOOKAHEAD: usize = 32;
+
 impl PowerOfTwoChoices {
+    /// Tries the sampled pair at domain positions `i` and `j`: the less utilised
+    /// first, then the other. `None` if neither could take the demand.
+    #[inline]
+    fn try_pair(&self, fleet: &Fleet, decision: &Decision<'_>, i: usize, j: usize) -> Option<Slot> {
+        let (a, b) = (decision.nth(i), decision.nth(j));
+        let (state_a, state_b) = (fleet.state(a), fleet.state(b));
+        let (routable_a, routable_b) = (state_a.is_routable(), state_b.is_routable());
+        let (load_a, load_b) = (state_a.load(), state_b.load());
+        let (cap_a, cap_b) = (state_a.capacity(), state_b.capacity());
+        let a_first = match (routable_a, routable_b) {
+            (false, false) => return None,
+            (true, false) => true,
+            (false, true) => false,
+            // Compare load / capacity exactly, without division.
+            (true, true) => {
+                (load_b as u128) * (cap_a as u128) >= (load_a as u128) * (cap_b as u128)
+            }
+        };
+        let demand = &decision.demand;
+        let (first, second) = if a_first {
+            (
+                (a, state_a, load_a),
+                routable_b.then_some((b, state_b, load_b)),
+            )
+        } else {
+            (
+                (b, state_b, load_b),
+                routable_a.then_some((a, state_a, load_a)),
+            )
+        };
+        let take = |(slot, state, load): (Slot, &AcceleratorState, u64)| {
+            state
+                .try_acquire_observed(load, demand.cost, demand.limit(state))
+                .then_some(slot)
+        };
+        take(first).or_else(|| second.and_then(take))
+    }
+
     /// Picks the less utilised of two random accelerators that can take the demand.
     #[inline]
     pub fn pick<R: Rng + ?Sized>(
@@ -52,25 +94,53 @@ impl PowerOfTwoChoices {
         }
         for _ in 0..SAMPLE_ATTEMPTS {
             let (i, j) = sample_two_distinct(rng, n);
-            let (a, b) = (decision.nth(i), decision.nth(j));
-            let (state_a, state_b) = (fleet.state(a), fleet.state(b));
-            let (first, second) = match (state_a.is_routable(), state_b.is_routable()) {
-                (false, false) => continue,
-                (true, false) => (a, None),
-                (false, true) => (b, None),
-                (true, true) if less_utilised(state_b, state_a) => (b, Some(a)),
-                (true, true) => (a, Some(b)),
-            };
-            if decision.demand.try_take(fleet.state(first)) {
-                return Some(first);
-            }
-            if let Some(second) = second {
-                if decision.demand.try_take(fleet.state(second)) {
-                    return Some(second);
-                }
+            if let Some(slot) = self.try_pair(fleet, decision, i, j) {
+                return Some(slot);
             }
         }
         decision.first_fit(fleet, rng.random_range(0..n))
+    }
+
+    /// Routes `count` decisions over the whole fleet, calling `emit(i, slot)` for
+    /// each in order. Same choices in distribution as calling [`Self::pick`] per
+    /// decision, but pairs are sampled [`LOOKAHEAD`] decisions ahead and their cache
+    /// lines prefetched, which hides most of the memory latency on large fleets.
+    pub fn pick_batch<R: Rng + ?Sized>(
+        &self,
+        fleet: &Fleet,
+        count: usize,
+        decision: impl Fn(usize) -> Decision<'static>,
+        rng: &mut R,
+        mut emit: impl FnMut(usize, Option<Slot>),
+    ) {
+        let n = fleet.slot_count();
+        if n < 2 {
+            for i in 0..count {
+                emit(i, self.pick(fleet, &decision(i), rng));
+            }
+            return;
+        }
+        let sample = |rng: &mut R| {
+            let pair = sample_two_distinct(rng, n);
+            prefetch(fleet.state(pair.0 as Slot));
+            prefetch(fleet.state(pair.1 as Slot));
+            pair
+        };
+        let mut ahead = [(0, 0); LOOKAHEAD];
+        for pair in ahead.iter_mut().take(count) {
+            *pair = sample(rng);
+        }
+        for i in 0..count {
+            let (a, b) = ahead[i % LOOKAHEAD];
+            if i + LOOKAHEAD < count {
+                ahead[i % LOOKAHEAD] = sample(rng);
+            }
+            let d = decision(i);
+            let slot = self
+                .try_pair(fleet, &d, a, b)
+                .or_else(|| self.pick(fleet, &d, rng));
+            emit(i, slot);
+        }
     }
 }
 

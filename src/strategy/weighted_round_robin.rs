@@ -142,11 +142,9 @@ impl WeightedRoundRobin {
             .or_else(|| {
                 // Nearly full: one scan over the weighted targets instead of the cycle.
                 let n = fleet.slot_count();
-                (0..n)
-                    .map(|i| ((start + i) % n) as Slot)
-                    .find(|&slot| {
-                        fleet.state(slot).weight() > 0.0 && decision.try_take(fleet, slot)
-                    })
+                (0..n).map(|i| ((start + i) % n) as Slot).find(|&slot| {
+                    fleet.state(slot).weight() > 0.0 && decision.try_take(fleet, slot)
+                })
             })
     }
 }

@@ -12,7 +12,7 @@ fn seed_quick_start_runs() {
         accelerators.push(Accelerator::new(i, 100)); // 100 capacity units each
     }
 
-    let strategy = Box::new(PowerOfTwoChoices);
+    let strategy = Box::new(PowerOfTwoChoices::new());
     let router = Router::new(strategy);
 
     for acc in accelerators {
@@ -31,7 +31,7 @@ fn seed_strategy_choices_construct() {
     for router in [
         Router::new(Box::new(RoundRobin::new())),
         Router::new(Box::new(LeastConnections::new())),
-        Router::new(Box::new(PowerOfTwoChoices)),
+        Router::new(Box::new(PowerOfTwoChoices::new())),
     ] {
         router.add_accelerator(Accelerator::new(1, 10)).unwrap();
         assert_eq!(router.route_request(&Request::new(1, 5, 1)), Some(1));

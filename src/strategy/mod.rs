@@ -14,6 +14,7 @@
 //! Strategies are dispatched through the closed enum [`Strategy`], not trait objects,
 //! so the hot path is a direct call the compiler can inline.
 
+pub mod capacity_sampler;
 pub mod consistent_hash;
 pub mod derived_table;
 pub mod least_connections;
@@ -69,7 +70,7 @@ impl Strategy {
         let strategy = match name {
             "round_robin" => Strategy::RoundRobin(RoundRobin::new()),
             "least_connections" => Strategy::LeastConnections(LeastConnections::new()),
-            "p2c" | "power_of_two_choices" => Strategy::PowerOfTwoChoices(PowerOfTwoChoices),
+            "p2c" | "power_of_two_choices" => Strategy::PowerOfTwoChoices(PowerOfTwoChoices::new()),
             "random" => Strategy::Random(RandomChoice),
             "weighted_round_robin" => Strategy::WeightedRoundRobin(WeightedRoundRobin::new()),
             "consistent_hash" => {

@@ -7,7 +7,9 @@
 //! and Mitzenmacher ("The Power of Two Choices in Randomized Load Balancing", 2001)
 //! that it stays good when load information is stale, where least-connections herds.
 //! Each decision reads two counters, so its cost does not grow with the fleet.
-//! The distinct pair is drawn as in tower's `balance::p2c` (Floyd's two-sample).
+//! The distinct pair is drawn as in tower's `balance::p2c` (Floyd's two-sample) on a
+//! fleet of equal capacities, and in proportion to capacity on a mixed fleet (see
+//! [`CapacitySampler`]); a request's candidate set is sampled uniformly.
 
 use rand::Rng;
 
@@ -15,11 +17,15 @@ use crate::accelerator::AcceleratorState;
 use crate::demand::Decision;
 use crate::fleet::{Fleet, Slot};
 use crate::prefetch::prefetch;
+use crate::strategy::capacity_sampler::CapacitySampler;
+use crate::strategy::derived_table::DerivedTable;
 use crate::strategy::random::SAMPLE_ATTEMPTS;
 
 /// Power-of-two-choices selection.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct PowerOfTwoChoices;
+#[derive(Debug, Default)]
+pub struct PowerOfTwoChoices {
+    sampler: DerivedTable<CapacitySampler>,
+}
 
 /// Two distinct indices in `0..n` (n >= 2), uniformly over pairs.
 #[inline]
@@ -42,11 +48,15 @@ pub fn less_utilised(a: &AcceleratorState, b: &AcceleratorState) -> bool {
 const LOOKAHEAD: usize = 32;
 
 impl PowerOfTwoChoices {
-    /// Tries the sampled pair at domain positions `i` and `j`: the less utilised
-    /// first, then the other. `None` if neither could take the demand.
+    /// A P2C selector; its sampler is built at the first decision.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Tries the sampled pair of slots: the less utilised first, then the other.
+    /// `None` if neither could take the demand.
     #[inline]
-    fn try_pair(&self, fleet: &Fleet, decision: &Decision<'_>, i: usize, j: usize) -> Option<Slot> {
-        let (a, b) = (decision.nth(i), decision.nth(j));
+    fn try_pair(&self, fleet: &Fleet, decision: &Decision<'_>, a: Slot, b: Slot) -> Option<Slot> {
         let (state_a, state_b) = (fleet.state(a), fleet.state(b));
         let (routable_a, routable_b) = (state_a.is_routable(), state_b.is_routable());
         let (load_a, load_b) = (state_a.load(), state_b.load());
@@ -92,10 +102,24 @@ impl PowerOfTwoChoices {
         if n < 2 {
             return decision.first_fit(fleet, 0);
         }
-        for _ in 0..SAMPLE_ATTEMPTS {
-            let (i, j) = sample_two_distinct(rng, n);
-            if let Some(slot) = self.try_pair(fleet, decision, i, j) {
-                return Some(slot);
+        if decision.candidates.is_some() {
+            for _ in 0..SAMPLE_ATTEMPTS {
+                let (i, j) = sample_two_distinct(rng, n);
+                if let Some(slot) = self.try_pair(fleet, decision, decision.nth(i), decision.nth(j))
+                {
+                    return Some(slot);
+                }
+            }
+        } else {
+            let guard = self
+                .sampler
+                .get(fleet.epoch(), || CapacitySampler::build(fleet));
+            let sampler = &guard.as_ref()?.table;
+            for _ in 0..SAMPLE_ATTEMPTS {
+                let (a, b) = sampler.sample_two(rng);
+                if let Some(slot) = self.try_pair(fleet, decision, a, b) {
+                    return Some(slot);
+                }
             }
         }
         decision.first_fit(fleet, rng.random_range(0..n))
@@ -113,17 +137,22 @@ impl PowerOfTwoChoices {
         rng: &mut R,
         mut emit: impl FnMut(usize, Option<Slot>),
     ) {
-        let n = fleet.slot_count();
-        if n < 2 {
+        if fleet.slot_count() < 2 {
             for i in 0..count {
                 emit(i, self.pick(fleet, &decision(i), rng));
             }
             return;
         }
+        let guard = self
+            .sampler
+            .get(fleet.epoch(), || CapacitySampler::build(fleet));
+        let Some(sampler) = guard.as_ref().map(|v| &v.table) else {
+            return;
+        };
         let sample = |rng: &mut R| {
-            let pair = sample_two_distinct(rng, n);
-            prefetch(fleet.state(pair.0 as Slot));
-            prefetch(fleet.state(pair.1 as Slot));
+            let pair = sampler.sample_two(rng);
+            prefetch(fleet.state(pair.0));
+            prefetch(fleet.state(pair.1));
             pair
         };
         let mut ahead = [(0, 0); LOOKAHEAD];
@@ -177,7 +206,7 @@ mod tests {
         fleet.state(1).store_load(3);
         let mut rng = SmallRng::seed_from_u64(9);
         let d = Decision::new(Demand::new(1, 1, 0).unwrap());
-        assert_eq!(PowerOfTwoChoices.pick(&fleet, &d, &mut rng), Some(0));
+        assert_eq!(PowerOfTwoChoices::new().pick(&fleet, &d, &mut rng), Some(0));
     }
 
     #[test]
@@ -185,9 +214,9 @@ mod tests {
         let fleet = Fleet::new();
         let mut rng = SmallRng::seed_from_u64(9);
         let d = Decision::new(Demand::new(1, 1, 0).unwrap());
-        assert_eq!(PowerOfTwoChoices.pick(&fleet, &d, &mut rng), None);
+        assert_eq!(PowerOfTwoChoices::new().pick(&fleet, &d, &mut rng), None);
         fleet.add(Accelerator::new(5, 1)).unwrap();
-        assert_eq!(PowerOfTwoChoices.pick(&fleet, &d, &mut rng), Some(0));
-        assert_eq!(PowerOfTwoChoices.pick(&fleet, &d, &mut rng), None);
+        assert_eq!(PowerOfTwoChoices::new().pick(&fleet, &d, &mut rng), Some(0));
+        assert_eq!(PowerOfTwoChoices::new().pick(&fleet, &d, &mut rng), None);
     }
 }

@@ -157,3 +157,17 @@ def test_unknown_strategy_names_the_name_and_the_choices() -> None:
     with pytest.raises(ValueError, match="priority_reserve"):
         Router("p2c", priority_reserve=1.0)
     assert set(fleetroute.STRATEGIES) >= {"p2c", "round_robin", "least_connections"}
+
+
+@pytest.mark.parametrize(
+    ("strategy", "options"),
+    [("p2c", {}), ("weighted_round_robin", {}), ("consistent_hash", {"hash": "ring"})],
+)
+def test_registering_while_routing_stays_linear(strategy: str, options: dict[str, str]) -> None:
+    # Derived tables (alias table, WRR cycle, hash ring) are rebuilt amortised over
+    # decisions; rebuilding on every change would make this loop quadratic.
+    router = Router(strategy, priority_reserve=0.0, **options)  # type: ignore[arg-type]
+    for i in range(20_000):
+        router.add_accelerator(Accelerator(i, 2 + i % 3))
+        assert router.route(key=i) is not None
+    assert len(router) == 20_000

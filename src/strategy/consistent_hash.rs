@@ -178,8 +178,7 @@ impl ConsistentHash {
     /// Picks the accelerator for `decision.key` (hashed), walking on past those that
     /// cannot take it. A decision without a key is routed as key 0.
     pub fn pick(&self, fleet: &Fleet, decision: &Decision<'_>) -> Option<Slot> {
-        let epoch = fleet.epoch();
-        let guard = self.table.get(epoch, || build(self.kind, fleet));
+        let guard = self.table.get(fleet, || build(self.kind, fleet));
         let table = guard.as_ref()?;
         let key = decision.key.unwrap_or(0);
         let hashed = hash_u64(key);

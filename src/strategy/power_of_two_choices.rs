@@ -111,9 +111,7 @@ impl PowerOfTwoChoices {
                 }
             }
         } else {
-            let guard = self
-                .sampler
-                .get(fleet.epoch(), || CapacitySampler::build(fleet));
+            let guard = self.sampler.get(fleet, || CapacitySampler::build(fleet));
             let sampler = &guard.as_ref()?.table;
             for _ in 0..SAMPLE_ATTEMPTS {
                 let (a, b) = sampler.sample_two(rng);
@@ -143,9 +141,7 @@ impl PowerOfTwoChoices {
             }
             return;
         }
-        let guard = self
-            .sampler
-            .get(fleet.epoch(), || CapacitySampler::build(fleet));
+        let guard = self.sampler.get(fleet, || CapacitySampler::build(fleet));
         let Some(sampler) = guard.as_ref().map(|v| &v.table) else {
             return;
         };

@@ -129,8 +129,7 @@ impl WeightedRoundRobin {
     /// Picks the next target of the cycle that can take the demand, walking forward
     /// past full, unhealthy or disallowed ones. Weight-0 targets are never picked.
     pub fn pick(&self, fleet: &Fleet, decision: &Decision<'_>) -> Option<Slot> {
-        let epoch = fleet.epoch();
-        let guard = self.cycle.get(epoch, || build_cycle(fleet));
+        let guard = self.cycle.get(fleet, || build_cycle(fleet));
         let cycle = &guard.as_ref()?.table;
         if cycle.is_empty() {
             return None;

@@ -84,7 +84,7 @@ def machine_for(name: str, options: dict[str, object]) -> type[RuleBasedStateMac
         def loads_match_the_model(self) -> None:
             ids = self.router.ids().tolist()
             loads = self.router.loads().tolist()
-            assert dict(zip(ids, loads)) == self.load
+            assert dict(zip(ids, loads, strict=True)) == self.load
             assert all(self.load[a] <= self.capacity[a] for a in self.load)
 
     RouterModel.__name__ = f"RouterModel_{name}_{'_'.join(map(str, options.values()))}"

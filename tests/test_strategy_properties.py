@@ -93,5 +93,5 @@ def machine_for(name: str, options: dict[str, object]) -> type[RuleBasedStateMac
 
 for _name, _options in STRATEGIES:
     _machine = machine_for(_name, _options)
-    _machine.TestCase.settings = settings(max_examples=40, stateful_step_count=40, deadline=None)
+    _machine.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
     globals()[f"Test{_machine.__name__}"] = _machine.TestCase

@@ -55,6 +55,14 @@ impl CapacitySampler {
         }
     }
 
+    /// Slots the sampler draws from (the fleet may have grown since it was built).
+    pub fn slots(&self) -> usize {
+        match self {
+            CapacitySampler::Uniform(n) => *n,
+            CapacitySampler::Weighted { slots, .. } => *slots,
+        }
+    }
+
     /// One slot drawn in proportion to capacity.
     #[inline]
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Slot {
@@ -64,8 +72,8 @@ impl CapacitySampler {
         }
     }
 
-    /// Two distinct slots (a fleet of at least two slots), each drawn in proportion
-    /// to capacity; the second is redrawn while it equals the first.
+    /// Two distinct slots, each drawn in proportion to capacity; the second is redrawn
+    /// while it equals the first. Requires `self.slots() >= 2`.
     #[inline]
     pub fn sample_two<R: Rng + ?Sized>(&self, rng: &mut R) -> (Slot, Slot) {
         match self {

@@ -102,20 +102,28 @@ impl PowerOfTwoChoices {
         if n < 2 {
             return decision.first_fit(fleet, 0);
         }
-        if decision.candidates.is_some() {
+        let guard = match decision.candidates {
+            Some(_) => None,
+            None => Some(self.sampler.get(fleet, || CapacitySampler::build(fleet))),
+        };
+        let sampler = guard
+            .as_ref()
+            .and_then(|g| g.as_ref())
+            .map(|v| &v.table)
+            .filter(|s| s.slots() >= 2);
+        if let Some(sampler) = sampler {
             for _ in 0..SAMPLE_ATTEMPTS {
-                let (i, j) = sample_two_distinct(rng, n);
-                if let Some(slot) = self.try_pair(fleet, decision, decision.nth(i), decision.nth(j))
-                {
+                let (a, b) = sampler.sample_two(rng);
+                if let Some(slot) = self.try_pair(fleet, decision, a, b) {
                     return Some(slot);
                 }
             }
         } else {
-            let guard = self.sampler.get(fleet, || CapacitySampler::build(fleet));
-            let sampler = &guard.as_ref()?.table;
+            // A candidate set, or a sampler built before the fleet had two slots.
             for _ in 0..SAMPLE_ATTEMPTS {
-                let (a, b) = sampler.sample_two(rng);
-                if let Some(slot) = self.try_pair(fleet, decision, a, b) {
+                let (i, j) = sample_two_distinct(rng, n);
+                if let Some(slot) = self.try_pair(fleet, decision, decision.nth(i), decision.nth(j))
+                {
                     return Some(slot);
                 }
             }
@@ -142,7 +150,10 @@ impl PowerOfTwoChoices {
             return;
         }
         let guard = self.sampler.get(fleet, || CapacitySampler::build(fleet));
-        let Some(sampler) = guard.as_ref().map(|v| &v.table) else {
+        let Some(sampler) = guard.as_ref().map(|v| &v.table).filter(|s| s.slots() >= 2) else {
+            for i in 0..count {
+                emit(i, self.pick(fleet, &decision(i), rng));
+            }
             return;
         };
         let sample = |rng: &mut R| {

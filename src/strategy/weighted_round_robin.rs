@@ -131,15 +131,13 @@ impl WeightedRoundRobin {
     pub fn pick(&self, fleet: &Fleet, decision: &Decision<'_>) -> Option<Slot> {
         let guard = self.cycle.get(fleet, || build_cycle(fleet));
         let cycle = &guard.as_ref()?.table;
-        if cycle.is_empty() {
-            return None;
-        }
         let start = self.cursor.fetch_add(1, Ordering::Relaxed);
         (0..cycle.len().min(WALK_LIMIT))
-            .map(|i| cycle[(start + i) % cycle.len()])
+            .map(|i| cycle[(start + i) % cycle.len().max(1)])
             .find(|&slot| decision.try_take(fleet, slot))
             .or_else(|| {
-                // Nearly full: one scan over the weighted targets instead of the cycle.
+                // Nearly full, or the cycle predates the newest targets: one scan over
+                // the weighted targets instead.
                 let n = fleet.slot_count();
                 (0..n).map(|i| ((start + i) % n) as Slot).find(|&slot| {
                     fleet.state(slot).weight() > 0.0 && decision.try_take(fleet, slot)

@@ -143,7 +143,7 @@ impl AcceleratorState {
     }
 
     /// The highest load a request of this class may leave behind: the capacity less
-    /// the part of it reserved for high priority (see [`crate::admission`]).
+    /// the part of it reserved for high priority (see [`crate::demand::Demand`]).
     #[inline]
     pub fn limit(&self, reserve_ppm: u32) -> u64 {
         let capacity = self.capacity();

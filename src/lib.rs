@@ -7,7 +7,7 @@
 //! hashing building blocks, [`limiter`] the GCRA token buckets, [`sim`] the
 //! discrete-event simulation behind `cargo run --release`.
 //!
-//! The Python bindings live in `python/` behind the `python` cargo feature; nothing
+//! The Python bindings live in `src/python/` behind the `python` cargo feature; nothing
 //! else in the crate knows about Python.
 
 pub mod error;
@@ -23,6 +23,7 @@ pub mod prefetch;
 pub mod request;
 pub mod router;
 pub mod sim;
+pub mod strategies;
 pub mod strategy;
 
 #[cfg(feature = "python")]

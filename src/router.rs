@@ -142,10 +142,12 @@ impl Router {
         Ok(())
     }
 
-    /// Unregisters an accelerator. Its in-flight load is forgotten with it.
+    /// Unregisters an accelerator. Its in-flight load is forgotten with it: later
+    /// releases for it are refused as for an unknown id.
     pub fn remove_accelerator(&self, id: u64) -> Result<()> {
         let slot = self.fleet.remove(id)?;
         self.strategy.after_change(&self.fleet, slot);
+        self.strategy.after_forget(self.fleet.state(slot).load());
         Ok(())
     }
 
@@ -230,10 +232,14 @@ impl Router {
         self.release_slot(slot, cost)
     }
 
-    /// [`Router::release`] by slot.
+    /// [`Router::release`] by slot. Refused for a removed accelerator.
     #[inline]
     pub fn release_slot(&self, slot: Slot, cost: u64) -> Result<()> {
-        self.fleet.state(slot).release(cost)?;
+        let state = self.fleet.state(slot);
+        if !state.is_registered() {
+            return Err(RouterError::UnknownId(state.id()));
+        }
+        state.release(cost)?;
         self.strategy.after_release(&self.fleet, slot, cost);
         Ok(())
     }

@@ -198,3 +198,36 @@ def test_empty_router_routes_nothing() -> None:
         router = Router(strategy)
         assert router.route() is None
         assert router.route_batch([1, 1]).tolist() == [-1, -1]
+
+
+def test_float_arrays_are_refused_not_truncated() -> None:
+    router = fleet("p2c", n=4, capacity=10)
+    with pytest.raises(ValueError, match="costs must hold integers"):
+        router.route_batch(np.array([1.5, 1.0]))
+    with pytest.raises(ValueError, match="costs must hold integers"):
+        router.route_batch([1, 2.5])
+    with pytest.raises(ValueError, match="capacities must hold integers"):
+        router.add_fleet([100], np.array([2.5]))
+    assert router.loads().sum() == 0 and len(router) == 4
+    assert router.route_batch(np.array([1, 1], dtype=np.int32)).tolist() != [-1, -1]
+
+
+def test_bad_seed_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="seed"):
+        Router("p2c", seed=-1)
+    with pytest.raises(ValueError, match="seed"):
+        Router("p2c", seed=2**64)
+    assert Router("p2c", seed=2**64 - 1).strategy == "p2c"
+
+
+def test_removed_accelerator_releases_are_refused_and_bound_recovers() -> None:
+    router = fleet("consistent_hash", n=4, capacity=1000, load_bound=1.25)
+    home = router.route(key="k", cost=10)
+    assert home is not None
+    router.remove_accelerator(home)
+    with pytest.raises(KeyError, match=str(home)):
+        router.release(home, 10)
+    # The forgotten load no longer counts toward the bound: 12 units over 3 equal
+    # accelerators may put at most ceil(1.25 * 12 / 3) = 5 on any one.
+    placed = [router.route(key="hot") for _ in range(12)]
+    assert max(placed.count(a) for a in set(placed)) <= 5

@@ -1,5 +1,8 @@
 //! Conversions between Python values and core types, and the one error mapping.
 
+use numpy::{
+    AllowTypeChange, PyArrayDescrMethods, PyArrayLike1, PyUntypedArray, PyUntypedArrayMethods,
+};
 use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
@@ -39,6 +42,43 @@ pub fn non_negative(value: i64, what: &'static str) -> PyResult<u64> {
     })
 }
 
+/// An optional integer in `[0, 2^64)` (e.g. a seed), with a `ValueError` naming
+/// `what` for a negative, too large or non-integer value.
+pub fn optional_u64(value: Option<&Bound<'_, PyAny>>, what: &'static str) -> PyResult<Option<u64>> {
+    value
+        .map(|v| {
+            v.extract::<u64>().map_err(|_| {
+                to_py_err(RouterError::invalid(
+                    what,
+                    format!("{what} must be an integer in [0, 2**64) (got {v})"),
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// An integer array (numpy array of an integer dtype, or a sequence of ints). Float
+/// arrays are refused rather than truncated.
+pub fn int_array(value: &Bound<'_, PyAny>, what: &'static str) -> PyResult<Vec<i64>> {
+    let refuse = |got: String| {
+        to_py_err(RouterError::invalid(
+            what,
+            format!("{what} must hold integers (got {got})"),
+        ))
+    };
+    if let Ok(array) = value.cast::<PyUntypedArray>() {
+        let dtype = array.dtype();
+        if !matches!(dtype.kind(), b'i' | b'u' | b'b') {
+            return Err(refuse(format!("a {dtype} array")));
+        }
+        let array: PyArrayLike1<'_, i64, AllowTypeChange> = value.extract()?;
+        return Ok(array.as_slice()?.to_vec());
+    }
+    value
+        .extract::<Vec<i64>>()
+        .map_err(|_| refuse(value.get_type().to_string()))
+}
+
 /// A routing key: an int is used as is, a str or bytes is hashed (xxh3).
 pub fn key_from_py(key: &Bound<'_, PyAny>) -> PyResult<u64> {
     if let Ok(s) = key.cast::<PyString>() {
@@ -54,8 +94,8 @@ pub fn key_from_py(key: &Bound<'_, PyAny>) -> PyResult<u64> {
         return Ok(v as u64);
     }
     Err(PyValueError::new_err(format!(
-        "invalid key: expected int, str or bytes (got {})",
-        key.get_type().name()?
+        "invalid key: expected int in [-2**63, 2**64), str or bytes (got {})",
+        key.repr()?
     )))
 }
 

@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use numpy::{AllowTypeChange, PyArray1, PyArrayLike1};
+
 use pyo3::prelude::*;
 
 use super::accelerator::{PyAccelerator, PyRequest};
-use super::conversion::{key_from_py, non_negative, IntoPyResult};
+use super::conversion::{int_array, key_from_py, non_negative, optional_u64, IntoPyResult};
 use crate::demand::Candidates;
 use crate::error::RouterError;
 use crate::router::{Router, RouterOptions};
@@ -53,9 +54,10 @@ impl PyRouter {
         strategy: &str,
         hash: Option<&str>,
         load_bound: Option<f64>,
-        seed: Option<u64>,
+        seed: Option<&Bound<'_, PyAny>>,
         priority_reserve: f64,
     ) -> PyResult<Self> {
+        let seed = optional_u64(seed, "seed")?;
         let strategy = Strategy::from_name(strategy, hash, load_bound).py()?;
         let options = RouterOptions {
             seed,
@@ -117,12 +119,12 @@ impl PyRouter {
     #[pyo3(signature = (ids, capacities, weights = None))]
     fn add_fleet(
         &self,
-        ids: PyArrayLike1<'_, i64, AllowTypeChange>,
-        capacities: PyArrayLike1<'_, i64, AllowTypeChange>,
+        ids: &Bound<'_, PyAny>,
+        capacities: &Bound<'_, PyAny>,
         weights: Option<PyArrayLike1<'_, f64, AllowTypeChange>>,
     ) -> PyResult<()> {
-        let ids = non_negative_vec(ids.as_slice()?, "ids")?;
-        let capacities = non_negative_vec(capacities.as_slice()?, "capacities")?;
+        let ids = non_negative_vec(&int_array(ids, "ids")?, "ids")?;
+        let capacities = non_negative_vec(&int_array(capacities, "capacities")?, "capacities")?;
         let weights = match &weights {
             Some(w) => w.as_slice()?.to_vec(),
             None => vec![1.0; ids.len()],
@@ -228,11 +230,11 @@ impl PyRouter {
     fn route_batch<'py>(
         &self,
         py: Python<'py>,
-        costs: PyArrayLike1<'py, i64, AllowTypeChange>,
+        costs: &Bound<'py, PyAny>,
         keys: Option<&Bound<'py, PyAny>>,
         priority: i64,
     ) -> PyResult<Bound<'py, PyArray1<i64>>> {
-        let costs = non_negative_vec(costs.as_slice()?, "costs")?;
+        let costs = non_negative_vec(&int_array(costs, "costs")?, "costs")?;
         let keys: Option<Vec<u64>> = match keys {
             None => None,
             Some(keys) => Some(
@@ -253,11 +255,11 @@ impl PyRouter {
     fn release_batch(
         &self,
         py: Python<'_>,
-        ids: PyArrayLike1<'_, i64, AllowTypeChange>,
-        costs: PyArrayLike1<'_, i64, AllowTypeChange>,
+        ids: &Bound<'_, PyAny>,
+        costs: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let ids = ids.as_slice()?.to_vec();
-        let costs = non_negative_vec(costs.as_slice()?, "costs")?;
+        let ids = int_array(ids, "ids")?;
+        let costs = non_negative_vec(&int_array(costs, "costs")?, "costs")?;
         let router = &self.inner;
         py.detach(|| router.release_batch(&ids, &costs)).py()
     }
@@ -289,7 +291,7 @@ impl PyRouter {
             .collect()
     }
 
-    /// Bytes held per registered accelerator by the registry and strategy indexes.
+    /// Bytes held by the accelerator arena and the strategy's index, in total.
     fn memory_bytes(&self) -> usize {
         self.inner.memory_bytes()
     }

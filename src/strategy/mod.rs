@@ -141,6 +141,14 @@ impl Strategy {
         }
     }
 
+    /// Must follow the removal of an accelerator that still held `load` units, which
+    /// will never be released.
+    pub fn after_forget(&self, load: u64) {
+        if let Strategy::ConsistentHash(s) = self {
+            s.on_release(load);
+        }
+    }
+
     /// Must follow a change of health, capacity or registration of `slot`.
     pub fn after_change(&self, fleet: &Fleet, slot: Slot) {
         if let Strategy::LeastConnections(s) = self {

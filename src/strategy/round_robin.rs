@@ -24,21 +24,29 @@ impl RoundRobin {
         Self::default()
     }
 
-    /// Picks the next accelerator that can take the decision's demand.
+    /// Picks the next accelerator that can take the decision's demand. A turn that
+    /// lands on a full, unhealthy or removed accelerator is spent and the cursor
+    /// moves on, so the next accelerator in line is not handed a double share.
     #[inline]
     pub fn pick(&self, fleet: &Fleet, decision: &Decision<'_>) -> Option<Slot> {
         let n = decision.domain(fleet);
         if n == 0 {
             return None;
         }
-        let start = self.cursor.fetch_add(1, Ordering::Relaxed) % n;
-        let first = decision.nth(start);
-        if decision.demand.try_take(fleet.state(first)) {
-            return Some(first);
+        let mut start = 0;
+        for _ in 0..n.min(TURNS) {
+            start = self.cursor.fetch_add(1, Ordering::Relaxed) % n;
+            let slot = decision.nth(start);
+            if decision.demand.try_take(fleet.state(slot)) {
+                return Some(slot);
+            }
         }
         decision.first_fit(fleet, start + 1)
     }
 }
+
+/// Turns tried before a scan for any accelerator that fits.
+const TURNS: usize = 8;
 
 #[cfg(test)]
 mod tests {
@@ -72,6 +80,19 @@ mod tests {
         assert_eq!(rr.pick(&fleet, &d), Some(0));
         assert_eq!(rr.pick(&fleet, &d), Some(2));
         assert_eq!(rr.pick(&fleet, &d), None);
+    }
+
+    #[test]
+    fn removed_accelerator_does_not_double_its_neighbour() {
+        let fleet = fleet(4, 100);
+        fleet.remove(1).unwrap();
+        let rr = RoundRobin::new();
+        let d = Decision::new(Demand::new(1, 1, 0).unwrap());
+        let mut counts = [0; 4];
+        for _ in 0..300 {
+            counts[rr.pick(&fleet, &d).unwrap() as usize] += 1;
+        }
+        assert_eq!(counts, [100, 0, 100, 100]);
     }
 
     #[test]

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NATIVE_SOURCES := $(shell find src -name '*.rs') Cargo.toml pyproject.toml
 
-.PHONY: run test test-rust test-python lint bench bench-rust clean
+.PHONY: run test test-rust test-python lint bench bench-rust bench-compare clean
 
 run:
 	cargo run --release
@@ -37,12 +37,19 @@ lint: $(STAMP)
 	PYO3_PYTHON=$(abspath $(PY)) cargo clippy --all-targets --features python -- -D warnings
 	$(VENV)/bin/ruff check python tests benches
 	$(VENV)/bin/ruff format --check python tests benches
+	$(VENV)/bin/mypy python/fleetroute
 
 bench: $(VENV)/.native
 	$(PY) -m pytest benches -q -p no:cacheprovider --benchmark-only
 
 bench-rust:
 	cargo bench --bench routing
+
+# fleetroute vs intelligent-routing 0.1.0 (PyPI, in .venv-baseline, created on first
+# use), then the registry's memory footprint. Reports PASS/MISS, asserts nothing.
+bench-compare: $(VENV)/.native
+	$(PY) benches/seed003_comparison.py
+	$(PY) benches/memory_footprint.py
 
 clean:
 	rm -rf $(VENV) target

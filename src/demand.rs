@@ -87,6 +87,28 @@ impl Candidates {
         Ok(candidates)
     }
 
+    /// Resolves a boolean mask over the registered accelerators in registration
+    /// order (the order of `Router::loads`): `mask[i]` allows the i-th one. The mask
+    /// must have one entry per registered accelerator.
+    pub fn from_mask(fleet: &Fleet, mask: &[bool]) -> Result<Self> {
+        let registered: Vec<Slot> = fleet.iter().map(|(slot, _)| slot).collect();
+        if mask.len() != registered.len() {
+            return Err(RouterError::invalid(
+                "candidates",
+                format!(
+                    "a boolean mask needs one entry per registered accelerator ({}), got {}",
+                    registered.len(),
+                    mask.len()
+                ),
+            ));
+        }
+        let allowed = registered
+            .into_iter()
+            .zip(mask)
+            .filter_map(|(slot, &allow)| allow.then_some(slot));
+        Ok(Self::from_slots(fleet.slot_count(), allowed))
+    }
+
     /// Builds from slots directly (used by Rust callers that already hold slots).
     pub fn from_slots(slot_count: usize, slots: impl IntoIterator<Item = Slot>) -> Self {
         let mut candidates = Candidates {

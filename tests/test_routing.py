@@ -231,3 +231,16 @@ def test_removed_accelerator_releases_are_refused_and_bound_recovers() -> None:
     # accelerators may put at most ceil(1.25 * 12 / 3) = 5 on any one.
     placed = [router.route(key="hot") for _ in range(12)]
     assert max(placed.count(a) for a in set(placed)) <= 5
+
+
+def test_boolean_candidate_mask_in_registration_order() -> None:
+    router = fleet("least_connections", n=5, capacity=100)
+    router.remove_accelerator(1)
+    mask = router.ids() % 2 == 0  # ids 0, 2, 3, 4 -> allows 0, 2, 4
+    picks = {router.route(candidates=mask) for _ in range(30)}
+    assert picks == {0, 2, 4}
+    with pytest.raises(ValueError, match="one entry per registered accelerator"):
+        router.route(candidates=np.ones(5, dtype=bool))
+    with pytest.raises(ValueError, match="candidates must hold integers"):
+        router.route(candidates=np.array([0.5]))
+    assert router.route(candidates=np.zeros(4, dtype=bool)) is None

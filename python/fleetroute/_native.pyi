@@ -112,10 +112,12 @@ class Router:
         cost: int = 1,
         priority: int = 0,
         key: _Key | None = None,
-        candidates: Sequence[int] | None = None,
+        candidates: Sequence[int] | npt.NDArray[np.bool_] | None = None,
     ) -> int | None:
         """Routes one request; the accelerator id that took its load, or None when
-        no allowed accelerator can take it."""
+        no allowed accelerator can take it. ``candidates`` limits the choice: accelerator
+        ids, or a boolean mask with one entry per registered accelerator in
+        registration order (the order of ``ids()``)."""
     def release(self, acc_id: int, cost: int = 1) -> None: ...
     def route_batch(
         self,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use numpy::{AllowTypeChange, PyArray1, PyArrayLike1};
+use numpy::{AllowTypeChange, PyArray1, PyArrayLike1, PyArrayMethods};
 
 use pyo3::prelude::*;
 
@@ -37,12 +37,20 @@ fn priority_from(priority: i64) -> PyResult<u32> {
 }
 
 impl PyRouter {
-    fn candidates(&self, ids: Option<Vec<i64>>) -> PyResult<Option<Candidates>> {
-        ids.map(|ids| {
-            let ids = non_negative_vec(&ids, "candidates")?;
-            Candidates::from_ids(self.inner.fleet(), ids).py()
-        })
-        .transpose()
+    /// Candidates given as accelerator ids, or as a numpy boolean mask in
+    /// registration order.
+    fn candidates(&self, given: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Candidates>> {
+        let Some(given) = given else {
+            return Ok(None);
+        };
+        let fleet = self.inner.fleet();
+        if let Ok(mask) = given.cast::<PyArray1<bool>>() {
+            return Candidates::from_mask(fleet, mask.readonly().as_slice()?)
+                .py()
+                .map(Some);
+        }
+        let ids = non_negative_vec(&int_array(given, "candidates")?, "candidates")?;
+        Candidates::from_ids(fleet, ids).py().map(Some)
     }
 }
 
@@ -203,7 +211,7 @@ impl PyRouter {
         cost: i64,
         priority: i64,
         key: Option<&Bound<'_, PyAny>>,
-        candidates: Option<Vec<i64>>,
+        candidates: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Option<u64>> {
         let key = key.map(key_from_py).transpose()?;
         let candidates = self.candidates(candidates)?;

@@ -267,8 +267,17 @@ impl Fleet {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A fleet of `n` healthy accelerators with ids `0..n`, all of `capacity`.
+    pub(crate) fn fleet(n: u64, capacity: u64) -> Fleet {
+        let fleet = Fleet::new();
+        for id in 0..n {
+            fleet.add(Accelerator::new(id, capacity)).unwrap();
+        }
+        fleet
+    }
 
     #[test]
     fn locate_covers_segments_without_gaps() {

@@ -248,16 +248,8 @@ impl ConsistentHash {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accelerator::Accelerator;
+    use crate::fleet::tests::fleet;
     use crate::demand::Demand;
-
-    fn fleet(n: u64, capacity: u64) -> Fleet {
-        let fleet = Fleet::new();
-        for id in 0..n {
-            fleet.add(Accelerator::new(id, capacity)).unwrap();
-        }
-        fleet
-    }
 
     fn keyed(key: u64) -> Decision<'static> {
         Decision {

@@ -51,16 +51,8 @@ const TURNS: usize = 8;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accelerator::Accelerator;
+    use crate::fleet::tests::fleet;
     use crate::demand::{Candidates, Demand};
-
-    fn fleet(n: u64, capacity: u64) -> Fleet {
-        let fleet = Fleet::new();
-        for id in 0..n {
-            fleet.add(Accelerator::new(id, capacity)).unwrap();
-        }
-        fleet
-    }
 
     #[test]
     fn cycles_in_order() {

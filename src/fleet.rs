@@ -13,7 +13,8 @@
 //! tombstone (flag cleared) rather than being compacted, so an index held by a
 //! routing thread can never point at a different accelerator.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use crate::accelerator::{validate_capacity, validate_weight, Accelerator, AcceleratorState};
@@ -36,7 +37,33 @@ pub struct Fleet {
     ids: papaya::HashMap<u64, Slot>,
     registered: AtomicUsize,
     epoch: AtomicU64,
-    writer: Mutex<()>,
+    /// Held by writers; counts registered accelerators per capacity value.
+    writer: Mutex<CapacityCounts>,
+    mixed_capacity: AtomicBool,
+}
+
+/// Registered accelerators per capacity value, kept by writers so that "are all
+/// capacities equal?" is one atomic read for routing threads.
+#[derive(Debug, Default)]
+struct CapacityCounts(HashMap<u64, usize>);
+
+impl CapacityCounts {
+    fn add(&mut self, capacity: u64) {
+        *self.0.entry(capacity).or_default() += 1;
+    }
+
+    fn remove(&mut self, capacity: u64) {
+        if let Some(count) = self.0.get_mut(&capacity) {
+            *count -= 1;
+            if *count == 0 {
+                self.0.remove(&capacity);
+            }
+        }
+    }
+
+    fn mixed(&self) -> bool {
+        self.0.len() > 1
+    }
 }
 
 impl Default for Fleet {
@@ -71,11 +98,12 @@ impl Fleet {
             ids: papaya::HashMap::new(),
             registered: AtomicUsize::new(0),
             epoch: AtomicU64::new(0),
-            writer: Mutex::new(()),
+            writer: Mutex::new(CapacityCounts::default()),
+            mixed_capacity: AtomicBool::new(false),
         }
     }
 
-    fn write_lock(&self) -> MutexGuard<'_, ()> {
+    fn write_lock(&self) -> MutexGuard<'_, CapacityCounts> {
         // A writer that panicked left no half-made change behind (every change is
         // validated before it starts), so a poisoned lock is safe to take over.
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
@@ -153,7 +181,7 @@ impl Fleet {
     /// Registers one accelerator and returns its slot.
     pub fn add(&self, spec: Accelerator) -> Result<Slot> {
         spec.validate()?;
-        let _guard = self.write_lock();
+        let mut counts = self.write_lock();
         if self.contains(spec.id) {
             return Err(RouterError::DuplicateId(spec.id));
         }
@@ -162,7 +190,8 @@ impl Fleet {
         self.publish(slot, &spec);
         self.published.store(slot + 1, Ordering::Release);
         self.registered.fetch_add(1, Ordering::AcqRel);
-        self.bump_epoch();
+        counts.add(spec.capacity);
+        self.changed(&counts);
         Ok(slot as Slot)
     }
 
@@ -175,7 +204,7 @@ impl Fleet {
                 return Err(RouterError::DuplicateId(spec.id));
             }
         }
-        let _guard = self.write_lock();
+        let mut counts = self.write_lock();
         if let Some(spec) = specs.iter().find(|s| self.contains(s.id)) {
             return Err(RouterError::DuplicateId(spec.id));
         }
@@ -190,7 +219,10 @@ impl Fleet {
         }
         self.published.store(first + specs.len(), Ordering::Release);
         self.registered.fetch_add(specs.len(), Ordering::AcqRel);
-        self.bump_epoch();
+        for spec in specs {
+            counts.add(spec.capacity);
+        }
+        self.changed(&counts);
         Ok(first as Slot..(first + specs.len()) as Slot)
     }
 
@@ -199,19 +231,29 @@ impl Fleet {
         self.ids.pin().insert(spec.id, slot as Slot);
     }
 
-    fn bump_epoch(&self) {
+    /// Publishes a change: the capacity mix, then the epoch derived tables watch.
+    fn changed(&self, counts: &CapacityCounts) {
+        self.mixed_capacity.store(counts.mixed(), Ordering::Release);
         self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// True when registered accelerators differ in capacity.
+    #[inline]
+    pub fn has_mixed_capacity(&self) -> bool {
+        self.mixed_capacity.load(Ordering::Acquire)
     }
 
     /// Unregisters an accelerator and returns its slot. Requests in flight on it may
     /// still be released through the slot; routing never picks it again.
     pub fn remove(&self, id: u64) -> Result<Slot> {
-        let _guard = self.write_lock();
+        let mut counts = self.write_lock();
         let slot = self.slot_of(id)?;
-        self.state(slot).mark_removed();
+        let state = self.state(slot);
+        state.mark_removed();
         self.ids.pin().remove(&id);
         self.registered.fetch_sub(1, Ordering::AcqRel);
-        self.bump_epoch();
+        counts.remove(state.capacity());
+        self.changed(&counts);
         Ok(slot)
     }
 
@@ -227,20 +269,23 @@ impl Fleet {
     /// admits nothing new until the load drains below it.
     pub fn set_capacity(&self, id: u64, capacity: u64) -> Result<Slot> {
         validate_capacity(capacity)?;
-        let _guard = self.write_lock();
+        let mut counts = self.write_lock();
         let slot = self.slot_of(id)?;
-        self.state(slot).set_capacity(capacity);
-        self.bump_epoch();
+        let state = self.state(slot);
+        counts.remove(state.capacity());
+        counts.add(capacity);
+        state.set_capacity(capacity);
+        self.changed(&counts);
         Ok(slot)
     }
 
     /// Changes an accelerator's weight (finite, >= 0).
     pub fn set_weight(&self, id: u64, weight: f64) -> Result<Slot> {
         validate_weight(weight)?;
-        let _guard = self.write_lock();
+        let counts = self.write_lock();
         let slot = self.slot_of(id)?;
         self.state(slot).set_weight(weight);
-        self.bump_epoch();
+        self.changed(&counts);
         Ok(slot)
     }
 
@@ -355,6 +400,20 @@ pub(crate) mod tests {
         assert_eq!(state.spec().capacity, 9);
         assert_eq!(state.spec().weight, 2.5);
         assert!(!state.is_routable());
+    }
+
+    #[test]
+    fn capacity_mix_follows_every_change() {
+        let fleet = fleet(3, 8);
+        assert!(!fleet.has_mixed_capacity());
+        fleet.set_capacity(1, 16).unwrap();
+        assert!(fleet.has_mixed_capacity());
+        fleet.remove(1).unwrap();
+        assert!(!fleet.has_mixed_capacity());
+        fleet.add(Accelerator::new(9, 4)).unwrap();
+        assert!(fleet.has_mixed_capacity());
+        fleet.set_capacity(9, 8).unwrap();
+        assert!(!fleet.has_mixed_capacity());
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use rand_xoshiro::SplitMix64;
 
 use crate::accelerator::Accelerator;
 use crate::demand::{validate_cost, Candidates, Decision, Demand, HIGH_PRIORITY};
@@ -18,18 +19,20 @@ use crate::request::Request;
 use crate::strategy::Strategy;
 
 /// A random source seeded from the router's stream on first use, so strategies that
-/// draw no random numbers (round robin, least connections) pay nothing for it.
+/// draw no random numbers (round robin, least connections) pay nothing for it. One
+/// decision draws only a few numbers, so SplitMix64 (one word of state, nothing to
+/// fill at seeding) serves it; batches and long runs use `SmallRng`.
 struct LazyRng<'a> {
     seeds: &'a AtomicU64,
-    rng: Option<SmallRng>,
+    rng: Option<SplitMix64>,
 }
 
 impl LazyRng<'_> {
     #[inline]
-    fn get(&mut self) -> &mut SmallRng {
+    fn get(&mut self) -> &mut SplitMix64 {
         let seeds = self.seeds;
         self.rng
-            .get_or_insert_with(|| SmallRng::seed_from_u64(seeds.fetch_add(1, Ordering::Relaxed)))
+            .get_or_insert_with(|| SplitMix64::seed_from_u64(seeds.fetch_add(1, Ordering::Relaxed)))
     }
 }
 

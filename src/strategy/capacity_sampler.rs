@@ -33,9 +33,7 @@ impl CapacitySampler {
     /// The sampler for the fleet as it is now.
     pub fn build(fleet: &Fleet) -> Self {
         let slots = fleet.slot_count();
-        let mut capacities = fleet.iter().map(|(_, s)| s.capacity());
-        let first = capacities.next();
-        if first.is_none() || capacities.all(|c| Some(c) == first) {
+        if !fleet.has_mixed_capacity() {
             return CapacitySampler::Uniform(slots);
         }
         let weights: Vec<u64> = (0..slots as Slot)

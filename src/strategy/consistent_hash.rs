@@ -248,8 +248,8 @@ impl ConsistentHash {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fleet::tests::fleet;
     use crate::demand::Demand;
+    use crate::fleet::tests::fleet;
 
     fn keyed(key: u64) -> Decision<'static> {
         Decision {

@@ -103,8 +103,10 @@ impl PowerOfTwoChoices {
             return decision.first_fit(fleet, 0);
         }
         let guard = match decision.candidates {
-            Some(_) => None,
-            None => Some(self.sampler.get(fleet, || CapacitySampler::build(fleet))),
+            None if fleet.has_mixed_capacity() => {
+                Some(self.sampler.get(fleet, || CapacitySampler::build(fleet)))
+            }
+            _ => None,
         };
         let sampler = guard
             .as_ref()
@@ -119,7 +121,8 @@ impl PowerOfTwoChoices {
                 }
             }
         } else {
-            // A candidate set, or a sampler built before the fleet had two slots.
+            // Equal capacities, a candidate set, or a sampler built before the fleet
+            // had two slots: uniform over the domain.
             for _ in 0..SAMPLE_ATTEMPTS {
                 let (i, j) = sample_two_distinct(rng, n);
                 if let Some(slot) = self.try_pair(fleet, decision, decision.nth(i), decision.nth(j))

@@ -35,7 +35,7 @@ impl RoundRobin {
         }
         let mut start = 0;
         for _ in 0..n.min(TURNS) {
-            start = self.cursor.fetch_add(1, Ordering::Relaxed) % n;
+            start = self.next_turn(n);
             let slot = decision.nth(start);
             if decision.demand.try_take(fleet.state(slot)) {
                 return Some(slot);
@@ -45,14 +45,34 @@ impl RoundRobin {
     }
 }
 
+impl RoundRobin {
+    /// Advances the cursor and returns a position in `0..n`. The cursor wraps at `n`
+    /// itself (a compare-exchange), so the common case needs no integer division.
+    #[inline]
+    fn next_turn(&self, n: usize) -> usize {
+        let turn = self
+            .cursor
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                Some(if c + 1 >= n { 0 } else { c + 1 })
+            })
+            .unwrap_or_else(|c| c);
+        if turn < n {
+            turn
+        } else {
+            // The domain shrank (a smaller candidate set than the last call's).
+            turn % n
+        }
+    }
+}
+
 /// Turns tried before a scan for any accelerator that fits.
 const TURNS: usize = 8;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fleet::tests::fleet;
     use crate::demand::{Candidates, Demand};
+    use crate::fleet::tests::fleet;
 
     #[test]
     fn cycles_in_order() {

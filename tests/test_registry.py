@@ -171,3 +171,14 @@ def test_registering_while_routing_stays_linear(strategy: str, options: dict[str
         router.add_accelerator(Accelerator(i, 2 + i % 3))
         assert router.route(key=i) is not None
     assert len(router) == 20_000
+
+
+def test_capacity_upper_bound() -> None:
+    assert Accelerator(1, 2**32 - 1).capacity == 2**32 - 1
+    with pytest.raises(ValueError, match=r"capacity must be in \[1, 4294967295\]"):
+        Accelerator(1, 2**32)
+    router = Router("p2c")
+    router.add_accelerator(Accelerator(1, 5))
+    with pytest.raises(ValueError, match="capacity"):
+        router.set_capacity(1, 2**32)
+    assert router.accelerator(1).capacity == 5

@@ -79,10 +79,10 @@
 //!   strategy that keeps the small accelerators full (`random`, `round_robin`, which
 //!   give every accelerator the same share) shows a max/mean near `1 / mean` and a
 //!   CV clipped by the cap. Compare them with a deeper queue (`queue_factor`) too.
-//! - `p2c` samples accelerators uniformly, so one accelerator can win at most about
-//!   2/n of the traffic, while a 16-slot accelerator's fair share is 16/7.6 = 2.1/n:
-//!   on this mix the largest class is underfed and `weighted_round_robin` (weights =
-//!   slots) beats `p2c` on latency with fresh loads.
+//! - On this mixed fleet `p2c` samples its two candidates in proportion to capacity
+//!   (uniform sampling would cap any accelerator at about 2/n of the traffic, below a
+//!   16-slot accelerator's fair share of 16/7.6 = 2.1/n), so it comes close to exact
+//!   least connections with fresh loads and stays close with stale ones.
 //! - Heavy-tailed service makes the fleet fill slowly (the number in service
 //!   approaches its limit like `t^-(alpha - 1)`), so with the default 20% warm-up the
 //!   throughput sits a little (about 0.5% for least connections) below the admitted

@@ -85,3 +85,10 @@ def test_keyed_buckets_are_independent_and_prunable() -> None:
     assert limits.retain_active(now=5.0) == 3
     assert len(limits) == 0
     assert limits.try_acquire("alice", now=5.0)
+
+
+def test_limiter_reprs_show_configuration() -> None:
+    assert repr(TokenBucket(2.0, 3)) == "TokenBucket(rate_per_s=2.0, burst=3.0)"
+    limits = KeyedTokenBucket(1.0, 1)
+    limits.try_acquire("a", now=0.0)
+    assert repr(limits) == "KeyedTokenBucket(rate_per_s=1.0, burst=1.0, keys=1)"

@@ -20,7 +20,10 @@ def test_accelerator_fields_and_repr() -> None:
         False,
         0,
     )
-    assert "Accelerator(id=3" in repr(acc)
+    assert repr(acc) == (
+        "Accelerator(id=3, capacity=50, weight=2.5, healthy=False, current_load=0)"
+    )
+    assert "weight=1.0," in repr(Accelerator(1, 2))
 
 
 @pytest.mark.parametrize(

@@ -87,7 +87,7 @@ impl PyAccelerator {
 
     fn __repr__(&self) -> String {
         format!(
-            "Accelerator(id={}, capacity={}, weight={}, healthy={}, current_load={})",
+            "Accelerator(id={}, capacity={}, weight={:?}, healthy={}, current_load={})",
             self.id(),
             self.capacity(),
             self.weight(),

@@ -69,7 +69,7 @@ impl PyTokenBucket {
 
     fn __repr__(&self) -> String {
         format!(
-            "TokenBucket(rate_per_s={}, burst={})",
+            "TokenBucket(rate_per_s={:?}, burst={:?})",
             self.inner.rate_per_s(),
             self.inner.burst()
         )
@@ -131,6 +131,15 @@ impl PyKeyedTokenBucket {
 
     fn __len__(&self) -> usize {
         self.inner.len()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "KeyedTokenBucket(rate_per_s={:?}, burst={:?}, keys={})",
+            self.inner.rate_per_s(),
+            self.inner.burst(),
+            self.inner.len()
+        )
     }
 
     #[getter]

@@ -63,6 +63,33 @@ pub struct HashRing {
     ordinals: Vec<u32>,
     /// Number of distinct slot indices with at least one point.
     nodes: usize,
+    /// `bucket_starts[b]` is the first position whose point has `b` as its top
+    /// `bucket_bits` bits; `bucket_starts[2^bits]` is `points.len()`. A lookup reads
+    /// one bucket (about one point) instead of binary-searching the whole ring,
+    /// which on a 1.6 M-point ring is some 21 dependent cache misses.
+    bucket_starts: Vec<u32>,
+    bucket_bits: u32,
+}
+
+/// Bucket index bits for a ring of `points` points: about one point per bucket,
+/// between 2^4 and 2^22 buckets.
+fn bucket_bits_for(points: usize) -> u32 {
+    (usize::BITS - points.max(1).leading_zeros()).clamp(4, 22)
+}
+
+/// The first position of every top-`bits` bucket of the sorted `points`.
+fn bucket_starts(points: &[u64], bits: u32) -> Vec<u32> {
+    let buckets = 1usize << bits;
+    let mut starts = Vec::with_capacity(buckets + 1);
+    let mut position = 0;
+    for bucket in 0..buckets {
+        while position < points.len() && ((points[position] >> (64 - bits)) as usize) < bucket {
+            position += 1;
+        }
+        starts.push(position as u32);
+    }
+    starts.push(points.len() as u32);
+    starts
 }
 
 impl HashRing {
@@ -70,7 +97,7 @@ impl HashRing {
     ///
     /// Promise: the result depends only on the *set* of nodes given, not on their
     /// order; an empty slice (or only nodes with `vnodes == 0`) gives an empty ring.
-    /// Memory is 16 bytes per point.
+    /// Memory is about 20 bytes per point (point, owner, ordinal, bucket index).
     pub fn build(nodes: &[RingNode]) -> HashRing {
         let total: usize = nodes.iter().map(|n| n.vnodes as usize).sum();
         let mut entries: Vec<(u64, u64, u32)> = Vec::with_capacity(total);
@@ -95,8 +122,12 @@ impl HashRing {
             distinct.binary_search(&index).unwrap_or_default() as u32
         };
 
+        let points: Vec<u64> = entries.iter().map(|&(point, _, _)| point).collect();
+        let bucket_bits = bucket_bits_for(points.len());
         HashRing {
-            points: entries.iter().map(|&(point, _, _)| point).collect(),
+            bucket_starts: bucket_starts(&points, bucket_bits),
+            bucket_bits,
+            points,
             indices: entries.iter().map(|&(_, _, index)| index).collect(),
             ordinals: entries
                 .iter()
@@ -129,7 +160,15 @@ impl HashRing {
     /// ring (where there is no valid position).
     #[inline]
     pub fn first_position(&self, hash: u64) -> usize {
-        let pos = self.points.partition_point(|&p| p < hash);
+        if self.points.is_empty() {
+            return 0;
+        }
+        let bucket = (hash >> (64 - self.bucket_bits)) as usize;
+        let (lo, hi) = (
+            self.bucket_starts[bucket] as usize,
+            self.bucket_starts[bucket + 1] as usize,
+        );
+        let pos = lo + self.points[lo..hi].partition_point(|&p| p < hash);
         if pos == self.points.len() {
             0
         } else {
@@ -480,6 +519,20 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn prop_bucket_index_equals_a_full_binary_search(
+            n in 1u32..300,
+            vnodes in 1u32..40,
+            hashes in proptest::collection::vec(any::<u64>(), 1..50),
+        ) {
+            let ring = HashRing::build(&nodes(n, vnodes));
+            for hash in hashes.into_iter().chain([0, u64::MAX, ring.point_at(0)]) {
+                let full = ring.points.partition_point(|&p| p < hash);
+                let expected = if full == ring.len() { 0 } else { full };
+                prop_assert_eq!(ring.first_position(hash), expected);
+            }
+        }
+
         #[test]
         fn prop_walk_is_a_permutation_of_the_nodes(
             vnodes in proptest::collection::vec(0u32..20, 1..40),

@@ -166,6 +166,9 @@ pub struct Decision<'a> {
     pub key: Option<u64>,
     /// Allowed targets; `None` means the whole fleet.
     pub candidates: Option<&'a Candidates>,
+    /// The caller's clock in nanoseconds, for time-aware strategies (Peak-EWMA);
+    /// `None` reads the strategy's own monotonic clock.
+    pub now_ns: Option<u64>,
 }
 
 impl<'a> Decision<'a> {
@@ -175,6 +178,7 @@ impl<'a> Decision<'a> {
             demand,
             key: None,
             candidates: None,
+            now_ns: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! The accelerator registry: an append-only arena of [`AcceleratorState`] records plus
 //! a lock-free id index.
 //!
-//! Routing threads never lock. Records live in a segmented arena whose segments are
+//! Routing threads never lock. Records live in an [`Arena`] whose segments are
 //! allocated once (segment `k` holds `64 << k` records) and never move, so a slot
 //! index, once published, stays valid for the life of the fleet. Registering one
 //! accelerator costs O(1) amortised (no copy of the fleet), so registering a
@@ -15,24 +15,19 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard};
 
 use crate::accelerator::{validate_capacity, validate_weight, Accelerator, AcceleratorState};
+use crate::arena::Arena;
+pub use crate::arena::MAX_SLOTS;
 use crate::error::{Result, RouterError};
-
-const FIRST_SEGMENT_BITS: u32 = 6;
-const FIRST_SEGMENT: usize = 1 << FIRST_SEGMENT_BITS;
-const SEGMENTS: usize = 26;
 
 /// Index of a record in the arena (registration order, never reused).
 pub type Slot = u32;
 
-/// The most records a fleet can ever hold (including tombstones).
-pub const MAX_SLOTS: usize = FIRST_SEGMENT * ((1 << SEGMENTS) - 1);
-
 /// Registry of accelerators with live load counters.
 pub struct Fleet {
-    segments: [OnceLock<Box<[AcceleratorState]>>; SEGMENTS],
+    records: Arena<AcceleratorState>,
     published: AtomicUsize,
     ids: papaya::HashMap<u64, Slot>,
     registered: AtomicUsize,
@@ -81,19 +76,11 @@ impl std::fmt::Debug for Fleet {
     }
 }
 
-#[inline]
-fn locate(slot: usize) -> (usize, usize) {
-    let shifted = slot + FIRST_SEGMENT;
-    let top = (usize::BITS - 1 - shifted.leading_zeros()) as usize;
-    let segment = top - FIRST_SEGMENT_BITS as usize;
-    (segment, shifted - (1 << top))
-}
-
 impl Fleet {
     /// An empty fleet.
     pub fn new() -> Self {
         Fleet {
-            segments: std::array::from_fn(|_| OnceLock::new()),
+            records: Arena::new(),
             published: AtomicUsize::new(0),
             ids: papaya::HashMap::new(),
             registered: AtomicUsize::new(0),
@@ -136,10 +123,7 @@ impl Fleet {
     /// The record in `slot`. Panics if `slot >= slot_count()`.
     #[inline]
     pub fn state(&self, slot: Slot) -> &AcceleratorState {
-        let (segment, offset) = locate(slot as usize);
-        &self.segments[segment]
-            .get()
-            .expect("slot index beyond the published fleet")[offset]
+        self.records.get(slot as usize)
     }
 
     /// The slot of a registered id.
@@ -163,19 +147,7 @@ impl Fleet {
     }
 
     fn reserve_slot(&self, slot: usize) -> Result<()> {
-        if slot >= MAX_SLOTS {
-            return Err(RouterError::invalid(
-                "fleet size",
-                format!("the fleet holds at most {MAX_SLOTS} registrations"),
-            ));
-        }
-        let (segment, _) = locate(slot);
-        self.segments[segment].get_or_init(|| {
-            (0..FIRST_SEGMENT << segment)
-                .map(|_| AcceleratorState::default())
-                .collect()
-        });
-        Ok(())
+        self.records.reserve(slot)
     }
 
     /// Registers one accelerator and returns its slot.
@@ -303,11 +275,7 @@ impl Fleet {
 
     /// Bytes held by the arena (allocated segments, tombstones included).
     pub fn arena_bytes(&self) -> usize {
-        self.segments
-            .iter()
-            .filter_map(|s| s.get())
-            .map(|s| std::mem::size_of_val(&**s))
-            .sum()
+        self.records.bytes()
     }
 }
 
@@ -322,23 +290,6 @@ pub(crate) mod tests {
             fleet.add(Accelerator::new(id, capacity)).unwrap();
         }
         fleet
-    }
-
-    #[test]
-    fn locate_covers_segments_without_gaps() {
-        assert_eq!(locate(0), (0, 0));
-        assert_eq!(locate(63), (0, 63));
-        assert_eq!(locate(64), (1, 0));
-        assert_eq!(locate(191), (1, 127));
-        assert_eq!(locate(192), (2, 0));
-        let mut expected = (0, 0);
-        for slot in 0..10_000 {
-            assert_eq!(locate(slot), expected);
-            expected.1 += 1;
-            if expected.1 == FIRST_SEGMENT << expected.0 {
-                expected = (expected.0 + 1, 0);
-            }
-        }
     }
 
     #[test]

@@ -16,8 +16,10 @@ pub mod limiter;
 
 pub use error::{Result, RouterError};
 pub mod accelerator;
+pub mod arena;
 pub mod demand;
 pub mod fleet;
+pub mod latency_estimate;
 pub mod min_tree;
 pub mod prefetch;
 pub mod request;

@@ -199,23 +199,30 @@ impl Router {
         key: Option<u64>,
         candidates: Option<&Candidates>,
     ) -> Result<Option<u64>> {
-        if key.is_none() && self.strategy.uses_key() {
+        let decision = Decision {
+            demand: self.demand(cost, priority)?,
+            key,
+            candidates,
+            now_ns: None,
+        };
+        self.route_decision(&decision)
+    }
+
+    /// Routes one fully described decision (key, candidates, the caller's clock) and
+    /// returns the accelerator id that took its load, or `None`.
+    pub fn route_decision(&self, decision: &Decision<'_>) -> Result<Option<u64>> {
+        if decision.key.is_none() && self.strategy.uses_key() {
             return Err(RouterError::invalid(
                 "key",
                 format!("strategy {} routes by key; pass key=", self.strategy.name()),
             ));
         }
-        let decision = Decision {
-            demand: self.demand(cost, priority)?,
-            key,
-            candidates,
-        };
         let mut rng = LazyRng {
             seeds: &self.seeds,
             rng: None,
         };
         Ok(self
-            .route_slot(&decision, &mut rng)
+            .route_slot(decision, &mut rng)
             .map(|slot| self.fleet.state(slot).id()))
     }
 
@@ -297,6 +304,7 @@ impl Router {
             },
             key: keys.map(|k| k[i]),
             candidates: None,
+            now_ns: None,
         };
         let fleet = &self.fleet;
         let emit = |i: usize, slot: Option<Slot>| {
@@ -350,6 +358,21 @@ impl Router {
             self.strategy.after_release(&self.fleet, slot, cost);
         }
         Ok(())
+    }
+
+    /// Feeds an observed latency (seconds) of `id` to a latency-aware strategy, at
+    /// the caller's time `now_ns` or the strategy's clock. Other strategies ignore it
+    /// (after checking the id and the value).
+    pub fn report_latency(&self, id: u64, latency_s: f64, now_ns: Option<u64>) -> Result<()> {
+        let slot = self.fleet.slot_of(id)?;
+        self.strategy.observe_latency(slot, latency_s, now_ns)
+    }
+
+    /// The latency estimate (seconds) of `id` under a latency-aware strategy, `None`
+    /// under the others.
+    pub fn latency_estimate(&self, id: u64, now_ns: Option<u64>) -> Result<Option<f64>> {
+        let slot = self.fleet.slot_of(id)?;
+        Ok(self.strategy.latency_estimate(slot, now_ns))
     }
 
     /// Bytes held by the accelerator arena and the strategy's index (the id index is

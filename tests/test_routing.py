@@ -9,7 +9,14 @@ import pytest
 
 from fleetroute import Accelerator, Request, Router
 
-ALL = ["round_robin", "least_connections", "p2c", "random", "weighted_round_robin"]
+ALL = [
+    "round_robin",
+    "least_connections",
+    "p2c",
+    "random",
+    "weighted_round_robin",
+    "peak_ewma",
+]
 
 
 def fleet(strategy: str, n: int = 4, capacity: int = 10, **kwargs: object) -> Router:

@@ -18,6 +18,7 @@ STRATEGIES = [
     ("consistent_hash", {"hash": "ring"}),
     ("consistent_hash", {"hash": "jump"}),
     ("consistent_hash", {"hash": "maglev", "load_bound": 1.5}),
+    ("peak_ewma", {}),
 ]
 
 

@@ -77,6 +77,8 @@ class Router:
         *,
         hash: str | None = None,
         load_bound: float | None = None,
+        default_rtt: float | None = None,
+        decay: float | None = None,
         seed: int | None = None,
         priority_reserve: float = 0.1,
     ) -> Router: ...
@@ -113,11 +115,18 @@ class Router:
         priority: int = 0,
         key: _Key | None = None,
         candidates: Sequence[int] | npt.NDArray[np.bool_] | None = None,
+        now: float | None = None,
     ) -> int | None:
         """Routes one request; the accelerator id that took its load, or None when
         no allowed accelerator can take it. ``candidates`` limits the choice: accelerator
         ids, or a boolean mask with one entry per registered accelerator in
-        registration order (the order of ``ids()``)."""
+        registration order (the order of ``ids()``). ``now`` (seconds, the caller's
+        clock) is read by time-aware strategies (``peak_ewma``)."""
+    def report_latency(self, acc_id: int, latency: float, now: float | None = None) -> None:
+        """Feeds a finished request's latency (seconds) to ``peak_ewma``; other
+        strategies check and ignore it."""
+    def latency_estimate(self, acc_id: int, now: float | None = None) -> float | None:
+        """``peak_ewma``'s latency estimate (seconds) for ``acc_id``; None otherwise."""
     def release(self, acc_id: int, cost: int = 1) -> None: ...
     def route_batch(
         self,

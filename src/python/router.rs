@@ -7,11 +7,13 @@ use numpy::{AllowTypeChange, PyArray1, PyArrayLike1, PyArrayMethods};
 use pyo3::prelude::*;
 
 use super::accelerator::{PyAccelerator, PyRequest};
-use super::conversion::{int_array, key_from_py, non_negative, optional_u64, IntoPyResult};
-use crate::demand::Candidates;
+use super::conversion::{
+    int_array, key_from_py, non_negative, optional_u64, seconds_to_ns, IntoPyResult,
+};
+use crate::demand::{Candidates, Decision};
 use crate::error::RouterError;
 use crate::router::{Router, RouterOptions};
-use crate::strategy::Strategy;
+use crate::strategy::{Strategy, StrategyOptions};
 
 /// Routes requests over a fleet of accelerators with one strategy.
 #[pyclass(name = "Router", module = "fleetroute._native", frozen)]
@@ -57,16 +59,34 @@ impl PyRouter {
 #[pymethods]
 impl PyRouter {
     #[new]
-    #[pyo3(signature = (strategy = "p2c", *, hash = None, load_bound = None, seed = None, priority_reserve = 0.1))]
+    #[pyo3(signature = (
+        strategy = "p2c",
+        *,
+        hash = None,
+        load_bound = None,
+        default_rtt = None,
+        decay = None,
+        seed = None,
+        priority_reserve = 0.1,
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         strategy: &str,
         hash: Option<&str>,
         load_bound: Option<f64>,
+        default_rtt: Option<f64>,
+        decay: Option<f64>,
         seed: Option<&Bound<'_, PyAny>>,
         priority_reserve: f64,
     ) -> PyResult<Self> {
         let seed = optional_u64(seed, "seed")?;
-        let strategy = Strategy::from_name(strategy, hash, load_bound).py()?;
+        let options = StrategyOptions {
+            hash,
+            load_bound,
+            default_rtt_s: default_rtt,
+            decay_s: decay,
+        };
+        let strategy = Strategy::from_options(strategy, &options).py()?;
         let options = RouterOptions {
             seed,
             priority_reserve,
@@ -205,23 +225,46 @@ impl PyRouter {
     }
 
     /// Routes one request; returns the accelerator id that took it, or None.
-    #[pyo3(signature = (cost = 1, priority = 0, key = None, candidates = None))]
+    /// `now` (seconds, the caller's clock) is read by time-aware strategies.
+    #[pyo3(signature = (cost = 1, priority = 0, key = None, candidates = None, now = None))]
     fn route(
         &self,
         cost: i64,
         priority: i64,
         key: Option<&Bound<'_, PyAny>>,
         candidates: Option<&Bound<'_, PyAny>>,
+        now: Option<f64>,
     ) -> PyResult<Option<u64>> {
         let key = key.map(key_from_py).transpose()?;
         let candidates = self.candidates(candidates)?;
+        let decision = Decision {
+            demand: self
+                .inner
+                .demand(non_negative(cost, "cost")?, priority_from(priority)?)
+                .py()?,
+            key,
+            candidates: candidates.as_ref(),
+            now_ns: now.map(seconds_to_ns).transpose()?,
+        };
+        self.inner.route_decision(&decision).py()
+    }
+
+    /// Feeds the observed latency (seconds) of a finished request on `acc_id` to a
+    /// latency-aware strategy (`peak_ewma`); other strategies check and ignore it.
+    #[pyo3(signature = (acc_id, latency, now = None))]
+    fn report_latency(&self, acc_id: i64, latency: f64, now: Option<f64>) -> PyResult<()> {
+        let now_ns = now.map(seconds_to_ns).transpose()?;
         self.inner
-            .route(
-                non_negative(cost, "cost")?,
-                priority_from(priority)?,
-                key,
-                candidates.as_ref(),
-            )
+            .report_latency(non_negative(acc_id, "acc_id")?, latency, now_ns)
+            .py()
+    }
+
+    /// The latency estimate (seconds) of `acc_id` under `peak_ewma`; None otherwise.
+    #[pyo3(signature = (acc_id, now = None))]
+    fn latency_estimate(&self, acc_id: i64, now: Option<f64>) -> PyResult<Option<f64>> {
+        let now_ns = now.map(seconds_to_ns).transpose()?;
+        self.inner
+            .latency_estimate(non_negative(acc_id, "acc_id")?, now_ns)
             .py()
     }
 

@@ -212,11 +212,12 @@ impl<'a> Simulation<'a> {
     }
 
     /// Picks a slot for one arrival; `None` means rejected.
-    fn route(&mut self, arrival: &Arrival) -> Option<Slot> {
+    fn route(&mut self, now: f64, arrival: &Arrival) -> Option<Slot> {
         let decision = Decision {
             demand: self.demand,
             key: Some(arrival.session),
             candidates: None,
+            now_ns: Some(sim_ns(now)),
         };
         let Some(view) = &self.view else {
             return self.router.route_slot(&decision, &mut self.rng);
@@ -243,7 +244,7 @@ impl<'a> Simulation<'a> {
     }
 
     fn arrive(&mut self, now: f64, arrival: &Arrival, measured: bool) {
-        let admitted = self.route(arrival);
+        let admitted = self.route(now, arrival);
         if measured {
             self.recorder.arrival(admitted.is_some());
         }
@@ -282,6 +283,17 @@ impl<'a> Simulation<'a> {
             view.strategy().after_release(view.fleet(), slot, 1);
         }
         self.in_system -= 1;
+        // Latency-aware strategies (Peak-EWMA) learn from each completion, on the
+        // simulated clock; the others ignore it.
+        let observe = |strategy: &crate::strategy::Strategy| {
+            strategy
+                .observe_latency(slot, now - arrived, Some(sim_ns(now)))
+                .expect("simulated latencies are finite and >= 0");
+        };
+        observe(self.router.strategy());
+        if let Some(view) = &self.view {
+            observe(view.strategy());
+        }
         self.recorder.completion(measured, now - arrived);
         let i = slot as usize;
         match self.queues[i].pop_front() {
@@ -316,6 +328,11 @@ impl<'a> Simulation<'a> {
             }
         }
     }
+}
+
+/// Simulated seconds as the nanoseconds that time-aware strategies read.
+fn sim_ns(seconds: f64) -> u64 {
+    (seconds * 1e9) as u64
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@
 //! | [`PowerOfTwoChoices`] | O(1) | default: near-optimal balance, robust to stale load |
 //! | [`RandomChoice`] | O(1) | baseline |
 //! | [`WeightedRoundRobin`] | O(1) | heterogeneous targets with known relative speed |
-//! | [`ConsistentHash`] | O(log n) ring, O(1) jump/Maglev | affinity (caches, sessions) |
+//! | [`ConsistentHash`] | O(1) ring bucket, jump, Maglev | affinity (caches, sessions) |
+//! | [`PeakEwma`] | O(1) | replicas whose latency differs or drifts |
 //!
 //! Strategies are dispatched through the closed enum [`Strategy`], not trait objects,
 //! so the hot path is a direct call the compiler can inline.
@@ -18,6 +19,7 @@ pub mod capacity_sampler;
 pub mod consistent_hash;
 pub mod derived_table;
 pub mod least_connections;
+pub mod peak_ewma;
 pub mod power_of_two_choices;
 pub mod random;
 pub mod round_robin;
@@ -25,6 +27,7 @@ pub mod weighted_round_robin;
 
 pub use consistent_hash::{ConsistentHash, HashKind};
 pub use least_connections::LeastConnections;
+pub use peak_ewma::PeakEwma;
 pub use power_of_two_choices::PowerOfTwoChoices;
 pub use random::RandomChoice;
 pub use round_robin::RoundRobin;
@@ -44,7 +47,21 @@ pub const STRATEGY_NAMES: &[&str] = &[
     "random",
     "weighted_round_robin",
     "consistent_hash",
+    "peak_ewma",
 ];
+
+/// Options of the strategies that have any; each applies to one strategy.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StrategyOptions<'a> {
+    /// `consistent_hash`: "ring" (default), "jump" or "maglev".
+    pub hash: Option<&'a str>,
+    /// `consistent_hash`: bounded-load factor (> 1).
+    pub load_bound: Option<f64>,
+    /// `peak_ewma`: estimate before an accelerator's first observation, seconds.
+    pub default_rtt_s: Option<f64>,
+    /// `peak_ewma`: decay time constant, seconds.
+    pub decay_s: Option<f64>,
+}
 
 /// One of the selection strategies.
 #[derive(Debug)]
@@ -61,23 +78,57 @@ pub enum Strategy {
     WeightedRoundRobin(WeightedRoundRobin),
     /// See [`ConsistentHash`].
     ConsistentHash(ConsistentHash),
+    /// See [`PeakEwma`].
+    PeakEwma(PeakEwma),
 }
 
 impl Strategy {
     /// Builds a strategy by name. `hash` ("ring", "jump", "maglev"; default "ring")
     /// and `load_bound` apply to `consistent_hash` only and are refused elsewhere.
     pub fn from_name(name: &str, hash: Option<&str>, load_bound: Option<f64>) -> Result<Self> {
-        let strategy = match name {
-            "round_robin" => Strategy::RoundRobin(RoundRobin::new()),
-            "least_connections" => Strategy::LeastConnections(LeastConnections::new()),
-            "p2c" | "power_of_two_choices" => Strategy::PowerOfTwoChoices(PowerOfTwoChoices::new()),
-            "random" => Strategy::Random(RandomChoice),
-            "weighted_round_robin" => Strategy::WeightedRoundRobin(WeightedRoundRobin::new()),
+        Self::from_options(
+            name,
+            &StrategyOptions {
+                hash,
+                load_bound,
+                ..StrategyOptions::default()
+            },
+        )
+    }
+
+    /// Builds a strategy by name with its options; an option the named strategy does
+    /// not take is refused, naming both.
+    pub fn from_options(name: &str, options: &StrategyOptions<'_>) -> Result<Self> {
+        let hashing = options.hash.is_some() || options.load_bound.is_some();
+        let latency = options.default_rtt_s.is_some() || options.decay_s.is_some();
+        let (strategy, misplaced) = match name {
+            "round_robin" => (Strategy::RoundRobin(RoundRobin::new()), hashing || latency),
+            "least_connections" => (
+                Strategy::LeastConnections(LeastConnections::new()),
+                hashing || latency,
+            ),
+            "p2c" | "power_of_two_choices" => (
+                Strategy::PowerOfTwoChoices(PowerOfTwoChoices::new()),
+                hashing || latency,
+            ),
+            "random" => (Strategy::Random(RandomChoice), hashing || latency),
+            "weighted_round_robin" => (
+                Strategy::WeightedRoundRobin(WeightedRoundRobin::new()),
+                hashing || latency,
+            ),
+            "peak_ewma" => (
+                Strategy::PeakEwma(PeakEwma::new(
+                    options.default_rtt_s.unwrap_or(peak_ewma::DEFAULT_RTT_S),
+                    options.decay_s.unwrap_or(peak_ewma::DEFAULT_DECAY_S),
+                )?),
+                hashing,
+            ),
             "consistent_hash" => {
-                let kind = HashKind::parse(hash.unwrap_or("ring"))?;
-                return Ok(Strategy::ConsistentHash(ConsistentHash::new(
-                    kind, load_bound,
-                )?));
+                let kind = HashKind::parse(options.hash.unwrap_or("ring"))?;
+                (
+                    Strategy::ConsistentHash(ConsistentHash::new(kind, options.load_bound)?),
+                    latency,
+                )
             }
             _ => {
                 return Err(RouterError::UnknownName {
@@ -87,10 +138,13 @@ impl Strategy {
                 })
             }
         };
-        if hash.is_some() || load_bound.is_some() {
+        if misplaced {
             return Err(RouterError::invalid(
                 "strategy options",
-                format!("hash and load_bound apply to consistent_hash only, not {name:?}"),
+                format!(
+                    "hash and load_bound apply to consistent_hash only, default_rtt and \
+                     decay to peak_ewma only; {name:?} takes none of the ones given"
+                ),
             ));
         }
         Ok(strategy)
@@ -105,6 +159,7 @@ impl Strategy {
             Strategy::Random(_) => "random",
             Strategy::WeightedRoundRobin(_) => "weighted_round_robin",
             Strategy::ConsistentHash(_) => "consistent_hash",
+            Strategy::PeakEwma(_) => "peak_ewma",
         }
     }
 
@@ -128,6 +183,7 @@ impl Strategy {
             Strategy::Random(s) => s.pick(fleet, decision, rng),
             Strategy::WeightedRoundRobin(s) => s.pick(fleet, decision),
             Strategy::ConsistentHash(s) => s.pick(fleet, decision),
+            Strategy::PeakEwma(s) => s.pick(fleet, decision, rng),
         }
     }
 
@@ -166,8 +222,27 @@ impl Strategy {
 
     /// Must follow the registration of `slots`.
     pub fn after_add(&self, fleet: &Fleet, slots: std::ops::Range<Slot>) {
-        if let Strategy::LeastConnections(s) = self {
-            s.sync(fleet, slots);
+        match self {
+            Strategy::LeastConnections(s) => s.sync(fleet, slots),
+            Strategy::PeakEwma(s) => s.track(slots),
+            _ => {}
+        }
+    }
+
+    /// The latency estimate (seconds) a latency-aware strategy holds for `slot`.
+    pub fn latency_estimate(&self, slot: Slot, now_ns: Option<u64>) -> Option<f64> {
+        match self {
+            Strategy::PeakEwma(s) => Some(s.estimate_s(slot, now_ns)),
+            _ => None,
+        }
+    }
+
+    /// Feeds an observed latency to a latency-aware strategy; validates and
+    /// ignores it elsewhere.
+    pub fn observe_latency(&self, slot: Slot, latency_s: f64, now_ns: Option<u64>) -> Result<()> {
+        match self {
+            Strategy::PeakEwma(s) => s.observe(slot, latency_s, now_ns),
+            _ => crate::latency_estimate::validate_latency(latency_s),
         }
     }
 }
@@ -199,6 +274,12 @@ impl From<RandomChoice> for Strategy {
 impl From<WeightedRoundRobin> for Strategy {
     fn from(s: WeightedRoundRobin) -> Self {
         Strategy::WeightedRoundRobin(s)
+    }
+}
+
+impl From<PeakEwma> for Strategy {
+    fn from(s: PeakEwma) -> Self {
+        Strategy::PeakEwma(s)
     }
 }
 

@@ -44,6 +44,12 @@ pub fn less_utilised(a: &AcceleratorState, b: &AcceleratorState) -> bool {
     (a.load() as u128) * (b.capacity() as u128) < (b.load() as u128) * (a.capacity() as u128)
 }
 
+/// P2C's own measure: try `b` first when it is strictly less utilised (ties to `a`).
+#[inline]
+fn less_utilised_second(_: Slot, a: &AcceleratorState, _: Slot, b: &AcceleratorState) -> bool {
+    less_utilised(b, a)
+}
+
 /// Decisions sampled ahead in a batch, so their accelerators are already in cache.
 const LOOKAHEAD: usize = 32;
 
@@ -53,23 +59,29 @@ impl PowerOfTwoChoices {
         Self::default()
     }
 
-    /// Tries the sampled pair of slots: the less utilised first, then the other.
-    /// `None` if neither could take the demand.
+    /// Tries the sampled pair of slots, the better one first (`b_first(a, b)` says
+    /// whether `b` is better), then the other. `None` if neither could take it.
     #[inline]
-    fn try_pair(&self, fleet: &Fleet, decision: &Decision<'_>, a: Slot, b: Slot) -> Option<Slot> {
+    fn try_pair_by<F>(
+        &self,
+        fleet: &Fleet,
+        decision: &Decision<'_>,
+        a: Slot,
+        b: Slot,
+        b_first: &F,
+    ) -> Option<Slot>
+    where
+        F: Fn(Slot, &AcceleratorState, Slot, &AcceleratorState) -> bool,
+    {
         let (state_a, state_b) = (fleet.state(a), fleet.state(b));
         let (routable_a, routable_b) = (state_a.is_routable(), state_b.is_routable());
-        let (load_a, load_b) = (state_a.load(), state_b.load());
-        let (cap_a, cap_b) = (state_a.capacity(), state_b.capacity());
         let a_first = match (routable_a, routable_b) {
             (false, false) => return None,
             (true, false) => true,
             (false, true) => false,
-            // Compare load / capacity exactly, without division.
-            (true, true) => {
-                (load_b as u128) * (cap_a as u128) >= (load_a as u128) * (cap_b as u128)
-            }
+            (true, true) => !b_first(a, state_a, b, state_b),
         };
+        let (load_a, load_b) = (state_a.load(), state_b.load());
         let demand = &decision.demand;
         let (first, second) = if a_first {
             (
@@ -98,6 +110,24 @@ impl PowerOfTwoChoices {
         decision: &Decision<'_>,
         rng: &mut R,
     ) -> Option<Slot> {
+        self.pick_by(fleet, decision, rng, &less_utilised_second)
+    }
+
+    /// P2C with a caller's measure of which of two accelerators is better:
+    /// `b_first(a, state_a, b, state_b)` is true when `b` should be tried first.
+    /// Sampling, failover and the fallback scan are the same as [`Self::pick`].
+    #[inline]
+    pub fn pick_by<R, F>(
+        &self,
+        fleet: &Fleet,
+        decision: &Decision<'_>,
+        rng: &mut R,
+        b_first: &F,
+    ) -> Option<Slot>
+    where
+        R: Rng + ?Sized,
+        F: Fn(Slot, &AcceleratorState, Slot, &AcceleratorState) -> bool,
+    {
         let n = decision.domain(fleet);
         if n < 2 {
             return decision.first_fit(fleet, 0);
@@ -116,7 +146,7 @@ impl PowerOfTwoChoices {
         if let Some(sampler) = sampler {
             for _ in 0..SAMPLE_ATTEMPTS {
                 let (a, b) = sampler.sample_two(rng);
-                if let Some(slot) = self.try_pair(fleet, decision, a, b) {
+                if let Some(slot) = self.try_pair_by(fleet, decision, a, b, b_first) {
                     return Some(slot);
                 }
             }
@@ -125,8 +155,8 @@ impl PowerOfTwoChoices {
             // had two slots: uniform over the domain.
             for _ in 0..SAMPLE_ATTEMPTS {
                 let (i, j) = sample_two_distinct(rng, n);
-                if let Some(slot) = self.try_pair(fleet, decision, decision.nth(i), decision.nth(j))
-                {
+                let (a, b) = (decision.nth(i), decision.nth(j));
+                if let Some(slot) = self.try_pair_by(fleet, decision, a, b, b_first) {
                     return Some(slot);
                 }
             }
@@ -176,7 +206,7 @@ impl PowerOfTwoChoices {
             }
             let d = decision(i);
             let slot = self
-                .try_pair(fleet, &d, a, b)
+                .try_pair_by(fleet, &d, a, b, &less_utilised_second)
                 .or_else(|| self.pick(fleet, &d, rng));
             emit(i, slot);
         }

@@ -166,6 +166,9 @@ pub struct Decision<'a> {
     pub key: Option<u64>,
     /// Allowed targets; `None` means the whole fleet.
     pub candidates: Option<&'a Candidates>,
+    /// Chained block hashes of the request's prompt ([`crate::prefix`]), for
+    /// cache-aware routing.
+    pub prefix: Option<&'a [u64]>,
     /// The caller's clock in nanoseconds, for time-aware strategies (Peak-EWMA);
     /// `None` reads the strategy's own monotonic clock.
     pub now_ns: Option<u64>,
@@ -178,6 +181,7 @@ impl<'a> Decision<'a> {
             demand,
             key: None,
             candidates: None,
+            prefix: None,
             now_ns: None,
         }
     }

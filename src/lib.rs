@@ -22,6 +22,7 @@ pub mod fleet;
 pub mod latency_estimate;
 pub mod min_tree;
 pub mod prefetch;
+pub mod prefix;
 pub mod request;
 pub mod router;
 pub mod sim;

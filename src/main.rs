@@ -17,8 +17,8 @@ use std::process::ExitCode;
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use fleetroute::sim::config::DEFAULT_STRATEGIES;
 use fleetroute::sim::{self, Format, Scenario, SimConfig};
-use fleetroute::strategy::STRATEGY_NAMES;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum OutputFormat {
@@ -58,7 +58,7 @@ struct Cli {
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Strategies to compare, comma-separated.
-    #[arg(long, value_delimiter = ',', default_values_t = STRATEGY_NAMES.iter().map(|s| s.to_string()))]
+    #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_STRATEGIES.iter().map(|s| s.to_string()))]
     strategies: Vec<String>,
     /// Queue depth per accelerator relative to its slots (capacity = slots x (1 + this)).
     #[arg(long, default_value_t = 1.0)]

@@ -149,8 +149,8 @@ impl Router {
     /// releases for it are refused as for an unknown id.
     pub fn remove_accelerator(&self, id: u64) -> Result<()> {
         let slot = self.fleet.remove(id)?;
-        self.strategy.after_change(&self.fleet, slot);
-        self.strategy.after_forget(self.fleet.state(slot).load());
+        self.strategy
+            .after_remove(&self.fleet, slot, self.fleet.state(slot).load());
         Ok(())
     }
 
@@ -203,6 +203,7 @@ impl Router {
             demand: self.demand(cost, priority)?,
             key,
             candidates,
+            prefix: None,
             now_ns: None,
         };
         self.route_decision(&decision)
@@ -304,6 +305,7 @@ impl Router {
             },
             key: keys.map(|k| k[i]),
             candidates: None,
+            prefix: None,
             now_ns: None,
         };
         let fleet = &self.fleet;

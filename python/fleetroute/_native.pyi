@@ -79,6 +79,11 @@ class Router:
         load_bound: float | None = None,
         default_rtt: float | None = None,
         decay: float | None = None,
+        cache_threshold: float | None = None,
+        balance_abs_threshold: int | None = None,
+        balance_rel_threshold: float | None = None,
+        block_size: int | None = None,
+        max_prefix_blocks: int | None = None,
         seed: int | None = None,
         priority_reserve: float = 0.1,
     ) -> Router: ...
@@ -116,12 +121,14 @@ class Router:
         key: _Key | None = None,
         candidates: Sequence[int] | npt.NDArray[np.bool_] | None = None,
         now: float | None = None,
+        prompt: str | bytes | Sequence[int] | None = None,
     ) -> int | None:
         """Routes one request; the accelerator id that took its load, or None when
         no allowed accelerator can take it. ``candidates`` limits the choice: accelerator
         ids, or a boolean mask with one entry per registered accelerator in
         registration order (the order of ``ids()``). ``now`` (seconds, the caller's
-        clock) is read by time-aware strategies (``peak_ewma``)."""
+        clock) is read by time-aware strategies (``peak_ewma``); ``prompt`` (text, bytes
+        or token ids) by ``cache_aware``, and ignored by the others."""
     def report_latency(self, acc_id: int, latency: float, now: float | None = None) -> None:
         """Feeds a finished request's latency (seconds) to ``peak_ewma``; other
         strategies check and ignore it."""

@@ -5,13 +5,15 @@ use std::sync::Arc;
 use numpy::{AllowTypeChange, PyArray1, PyArrayLike1, PyArrayMethods};
 
 use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString};
 
 use super::accelerator::{PyAccelerator, PyRequest};
 use super::conversion::{
-    int_array, key_from_py, non_negative, optional_u64, seconds_to_ns, IntoPyResult,
+    int_array, key_from_py, non_negative, optional_u64, seconds_to_ns, to_py_err, IntoPyResult,
 };
 use crate::demand::{Candidates, Decision};
 use crate::error::RouterError;
+use crate::prefix::{prefix_block_hashes, prefix_block_hashes_tokens};
 use crate::router::{Router, RouterOptions};
 use crate::strategy::{Strategy, StrategyOptions};
 
@@ -32,6 +34,27 @@ fn non_negative_vec(values: &[i64], what: &'static str) -> PyResult<Vec<u64>> {
         })
         .collect::<Result<Vec<u64>, _>>()
         .py()
+}
+
+/// A prompt's chained block hashes: str and bytes hash their bytes, a sequence of
+/// ints hashes token ids.
+fn prompt_blocks(prompt: &Bound<'_, PyAny>, block_size: usize) -> PyResult<Vec<u64>> {
+    if let Ok(text) = prompt.cast::<PyString>() {
+        return prefix_block_hashes(text.to_str()?.as_bytes(), block_size).py();
+    }
+    if let Ok(bytes) = prompt.cast::<PyBytes>() {
+        return prefix_block_hashes(bytes.as_bytes(), block_size).py();
+    }
+    let tokens: Vec<u32> = prompt.extract().map_err(|_| {
+        to_py_err(RouterError::invalid(
+            "prompt",
+            format!(
+                "prompt must be str, bytes or a sequence of token ids in [0, 2**32) (got {})",
+                prompt.get_type()
+            ),
+        ))
+    })?;
+    prefix_block_hashes_tokens(&tokens, block_size).py()
 }
 
 fn priority_from(priority: i64) -> PyResult<u32> {
@@ -66,6 +89,11 @@ impl PyRouter {
         load_bound = None,
         default_rtt = None,
         decay = None,
+        cache_threshold = None,
+        balance_abs_threshold = None,
+        balance_rel_threshold = None,
+        block_size = None,
+        max_prefix_blocks = None,
         seed = None,
         priority_reserve = 0.1,
     ))]
@@ -76,15 +104,32 @@ impl PyRouter {
         load_bound: Option<f64>,
         default_rtt: Option<f64>,
         decay: Option<f64>,
+        cache_threshold: Option<f64>,
+        balance_abs_threshold: Option<i64>,
+        balance_rel_threshold: Option<f64>,
+        block_size: Option<i64>,
+        max_prefix_blocks: Option<i64>,
         seed: Option<&Bound<'_, PyAny>>,
         priority_reserve: f64,
     ) -> PyResult<Self> {
         let seed = optional_u64(seed, "seed")?;
+        let count = |value: Option<i64>, what| -> PyResult<Option<usize>> {
+            value
+                .map(|v| Ok(usize::try_from(non_negative(v, what)?).unwrap_or(usize::MAX)))
+                .transpose()
+        };
         let options = StrategyOptions {
             hash,
             load_bound,
             default_rtt_s: default_rtt,
             decay_s: decay,
+            cache_threshold,
+            balance_abs_threshold: balance_abs_threshold
+                .map(|v| non_negative(v, "balance_abs_threshold"))
+                .transpose()?,
+            balance_rel_threshold,
+            block_size: count(block_size, "block_size")?,
+            max_prefix_blocks: count(max_prefix_blocks, "max_prefix_blocks")?,
         };
         let strategy = Strategy::from_options(strategy, &options).py()?;
         let options = RouterOptions {
@@ -225,8 +270,10 @@ impl PyRouter {
     }
 
     /// Routes one request; returns the accelerator id that took it, or None.
-    /// `now` (seconds, the caller's clock) is read by time-aware strategies.
-    #[pyo3(signature = (cost = 1, priority = 0, key = None, candidates = None, now = None))]
+    /// `now` (seconds, the caller's clock) is read by time-aware strategies;
+    /// `prompt` (text, bytes or token ids) by cache-aware routing.
+    #[pyo3(signature = (cost = 1, priority = 0, key = None, candidates = None, now = None, prompt = None))]
+    #[allow(clippy::too_many_arguments)]
     fn route(
         &self,
         cost: i64,
@@ -234,9 +281,14 @@ impl PyRouter {
         key: Option<&Bound<'_, PyAny>>,
         candidates: Option<&Bound<'_, PyAny>>,
         now: Option<f64>,
+        prompt: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Option<u64>> {
         let key = key.map(key_from_py).transpose()?;
         let candidates = self.candidates(candidates)?;
+        let blocks = match (prompt, self.inner.strategy().prefix_block_size()) {
+            (Some(prompt), Some(block_size)) => Some(prompt_blocks(prompt, block_size)?),
+            _ => None,
+        };
         let decision = Decision {
             demand: self
                 .inner
@@ -244,6 +296,7 @@ impl PyRouter {
                 .py()?,
             key,
             candidates: candidates.as_ref(),
+            prefix: blocks.as_deref(),
             now_ns: now.map(seconds_to_ns).transpose()?,
         };
         self.inner.route_decision(&decision).py()

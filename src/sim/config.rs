@@ -2,7 +2,20 @@
 //! and how the run is measured. See the [module docs](crate::sim) for the model.
 
 use crate::error::{Result, RouterError};
-use crate::strategy::{Strategy, STRATEGY_NAMES};
+use crate::strategy::Strategy;
+
+/// Strategies simulated by default: every strategy meant for a whole fleet.
+/// `cache_aware` looks at every replica per decision and needs prompts, so it is
+/// for model-server pools and is not in the fleet simulation.
+pub const DEFAULT_STRATEGIES: &[&str] = &[
+    "round_robin",
+    "least_connections",
+    "p2c",
+    "random",
+    "weighted_round_robin",
+    "consistent_hash",
+    "peak_ewma",
+];
 
 /// Default fleet size.
 pub const DEFAULT_ACCELERATORS: usize = 10_000;
@@ -65,7 +78,7 @@ impl Default for SimConfig {
             requests: DEFAULT_REQUESTS,
             staleness: 0.0,
             seed: 42,
-            strategies: STRATEGY_NAMES.iter().map(|s| s.to_string()).collect(),
+            strategies: DEFAULT_STRATEGIES.iter().map(|s| s.to_string()).collect(),
             queue_factor: 1.0,
             service_shape: DEFAULT_SERVICE_SHAPE,
             sample_interval: 0.1,
@@ -142,7 +155,7 @@ impl SimConfig {
                 "strategies",
                 format!(
                     "strategies must name at least one of: {}",
-                    STRATEGY_NAMES.join(", ")
+                    crate::strategy::STRATEGY_NAMES.join(", ")
                 ),
             ));
         }
@@ -205,7 +218,10 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         SimConfig::default().validate().unwrap();
-        assert_eq!(SimConfig::default().strategies.len(), STRATEGY_NAMES.len());
+        assert_eq!(
+            SimConfig::default().strategies.len(),
+            DEFAULT_STRATEGIES.len()
+        );
     }
 
     #[test]

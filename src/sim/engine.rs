@@ -217,6 +217,7 @@ impl<'a> Simulation<'a> {
             demand: self.demand,
             key: Some(arrival.session),
             candidates: None,
+            prefix: None,
             now_ns: Some(sim_ns(now)),
         };
         let Some(view) = &self.view else {

@@ -11,10 +11,12 @@
 //! | [`WeightedRoundRobin`] | O(1) | heterogeneous targets with known relative speed |
 //! | [`ConsistentHash`] | O(1) ring bucket, jump, Maglev | affinity (caches, sessions) |
 //! | [`PeakEwma`] | O(1) | replicas whose latency differs or drifts |
+//! | [`CacheAware`] | O(replicas) | model-server pools with shared prompt prefixes |
 //!
 //! Strategies are dispatched through the closed enum [`Strategy`], not trait objects,
 //! so the hot path is a direct call the compiler can inline.
 
+pub mod cache_aware;
 pub mod capacity_sampler;
 pub mod consistent_hash;
 pub mod derived_table;
@@ -25,6 +27,7 @@ pub mod random;
 pub mod round_robin;
 pub mod weighted_round_robin;
 
+pub use cache_aware::CacheAware;
 pub use consistent_hash::{ConsistentHash, HashKind};
 pub use least_connections::LeastConnections;
 pub use peak_ewma::PeakEwma;
@@ -48,6 +51,7 @@ pub const STRATEGY_NAMES: &[&str] = &[
     "weighted_round_robin",
     "consistent_hash",
     "peak_ewma",
+    "cache_aware",
 ];
 
 /// Options of the strategies that have any; each applies to one strategy.
@@ -61,6 +65,26 @@ pub struct StrategyOptions<'a> {
     pub default_rtt_s: Option<f64>,
     /// `peak_ewma`: decay time constant, seconds.
     pub decay_s: Option<f64>,
+    /// `cache_aware`: least share of the prompt a replica must hold to win on cache.
+    pub cache_threshold: Option<f64>,
+    /// `cache_aware`: balance guard, absolute load gap.
+    pub balance_abs_threshold: Option<u64>,
+    /// `cache_aware`: balance guard, relative load gap.
+    pub balance_rel_threshold: Option<f64>,
+    /// `cache_aware`: prompt block size (bytes of text, or tokens).
+    pub block_size: Option<usize>,
+    /// `cache_aware`: most prompt blocks the prefix index remembers.
+    pub max_prefix_blocks: Option<usize>,
+}
+
+impl StrategyOptions<'_> {
+    fn for_cache_aware(&self) -> bool {
+        self.cache_threshold.is_some()
+            || self.balance_abs_threshold.is_some()
+            || self.balance_rel_threshold.is_some()
+            || self.block_size.is_some()
+            || self.max_prefix_blocks.is_some()
+    }
 }
 
 /// One of the selection strategies.
@@ -80,6 +104,8 @@ pub enum Strategy {
     ConsistentHash(ConsistentHash),
     /// See [`PeakEwma`].
     PeakEwma(PeakEwma),
+    /// See [`CacheAware`].
+    CacheAware(CacheAware),
 }
 
 impl Strategy {
@@ -101,6 +127,8 @@ impl Strategy {
     pub fn from_options(name: &str, options: &StrategyOptions<'_>) -> Result<Self> {
         let hashing = options.hash.is_some() || options.load_bound.is_some();
         let latency = options.default_rtt_s.is_some() || options.decay_s.is_some();
+        let cache = options.for_cache_aware();
+        let hashing = hashing || cache;
         let (strategy, misplaced) = match name {
             "round_robin" => (Strategy::RoundRobin(RoundRobin::new()), hashing || latency),
             "least_connections" => (
@@ -123,11 +151,31 @@ impl Strategy {
                 )?),
                 hashing,
             ),
+            "cache_aware" => {
+                let defaults = crate::prefix::AffinityConfig::default();
+                let config = crate::prefix::AffinityConfig {
+                    cache_threshold: options.cache_threshold.unwrap_or(defaults.cache_threshold),
+                    balance_abs_threshold: options
+                        .balance_abs_threshold
+                        .unwrap_or(defaults.balance_abs_threshold),
+                    balance_rel_threshold: options
+                        .balance_rel_threshold
+                        .unwrap_or(defaults.balance_rel_threshold),
+                    block_size: options.block_size.unwrap_or(defaults.block_size),
+                };
+                let max_blocks = options
+                    .max_prefix_blocks
+                    .unwrap_or(cache_aware::DEFAULT_MAX_BLOCKS);
+                (
+                    Strategy::CacheAware(CacheAware::new(config, max_blocks)?),
+                    options.hash.is_some() || options.load_bound.is_some() || latency,
+                )
+            }
             "consistent_hash" => {
                 let kind = HashKind::parse(options.hash.unwrap_or("ring"))?;
                 (
                     Strategy::ConsistentHash(ConsistentHash::new(kind, options.load_bound)?),
-                    latency,
+                    latency || cache,
                 )
             }
             _ => {
@@ -143,7 +191,9 @@ impl Strategy {
                 "strategy options",
                 format!(
                     "hash and load_bound apply to consistent_hash only, default_rtt and \
-                     decay to peak_ewma only; {name:?} takes none of the ones given"
+                     decay to peak_ewma only, cache_threshold, balance_abs_threshold, \
+                     balance_rel_threshold, block_size and max_prefix_blocks to \
+                     cache_aware only; {name:?} takes none of the ones given"
                 ),
             ));
         }
@@ -160,6 +210,7 @@ impl Strategy {
             Strategy::WeightedRoundRobin(_) => "weighted_round_robin",
             Strategy::ConsistentHash(_) => "consistent_hash",
             Strategy::PeakEwma(_) => "peak_ewma",
+            Strategy::CacheAware(_) => "cache_aware",
         }
     }
 
@@ -184,6 +235,7 @@ impl Strategy {
             Strategy::WeightedRoundRobin(s) => s.pick(fleet, decision),
             Strategy::ConsistentHash(s) => s.pick(fleet, decision),
             Strategy::PeakEwma(s) => s.pick(fleet, decision, rng),
+            Strategy::CacheAware(s) => s.pick(fleet, decision),
         }
     }
 
@@ -197,11 +249,23 @@ impl Strategy {
         }
     }
 
-    /// Must follow the removal of an accelerator that still held `load` units, which
-    /// will never be released.
-    pub fn after_forget(&self, load: u64) {
-        if let Strategy::ConsistentHash(s) = self {
-            s.on_release(load);
+    /// Must follow the removal of the accelerator in `slot`, which still held
+    /// `load` units that will never be released.
+    pub fn after_remove(&self, fleet: &Fleet, slot: Slot, load: u64) {
+        match self {
+            Strategy::LeastConnections(s) => s.refresh(fleet, slot),
+            Strategy::ConsistentHash(s) => s.on_release(load),
+            Strategy::CacheAware(s) => s.forget(slot),
+            _ => {}
+        }
+    }
+
+    /// The prompt block size of a cache-aware strategy (`None` for the others, which
+    /// do not look at prompts).
+    pub fn prefix_block_size(&self) -> Option<usize> {
+        match self {
+            Strategy::CacheAware(s) => Some(s.config().block_size),
+            _ => None,
         }
     }
 
@@ -280,6 +344,12 @@ impl From<WeightedRoundRobin> for Strategy {
 impl From<PeakEwma> for Strategy {
     fn from(s: PeakEwma) -> Self {
         Strategy::PeakEwma(s)
+    }
+}
+
+impl From<CacheAware> for Strategy {
+    fn from(s: CacheAware) -> Self {
+        Strategy::CacheAware(s)
     }
 }
 

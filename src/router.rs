@@ -370,6 +370,13 @@ impl Router {
         self.strategy.observe_latency(slot, latency_s, now_ns)
     }
 
+    /// Records the KV-cache utilisation (`[0, 1]`) replica `id` reports, for the
+    /// endpoint picker (other strategies check the value and ignore it).
+    pub fn report_kv_utilisation(&self, id: u64, utilisation: f64) -> Result<()> {
+        let slot = self.fleet.slot_of(id)?;
+        self.strategy.report_kv_utilisation(slot, utilisation)
+    }
+
     /// The latency estimate (seconds) of `id` under a latency-aware strategy, `None`
     /// under the others.
     pub fn latency_estimate(&self, id: u64, now_ns: Option<u64>) -> Result<Option<f64>> {

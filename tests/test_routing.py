@@ -16,6 +16,8 @@ ALL = [
     "random",
     "weighted_round_robin",
     "peak_ewma",
+    "cache_aware",
+    "endpoint_picker",
 ]
 
 

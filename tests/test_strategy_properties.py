@@ -19,6 +19,8 @@ STRATEGIES = [
     ("consistent_hash", {"hash": "jump"}),
     ("consistent_hash", {"hash": "maglev", "load_bound": 1.5}),
     ("peak_ewma", {}),
+    ("cache_aware", {}),
+    ("endpoint_picker", {"top_k": 2}),
 ]
 
 

@@ -84,6 +84,11 @@ class Router:
         balance_rel_threshold: float | None = None,
         block_size: int | None = None,
         max_prefix_blocks: int | None = None,
+        queue_weight: float | None = None,
+        kv_cache_weight: float | None = None,
+        prefix_weight: float | None = None,
+        kv_cache_limit: float | None = None,
+        top_k: int | None = None,
         seed: int | None = None,
         priority_reserve: float = 0.1,
     ) -> Router: ...
@@ -128,10 +133,14 @@ class Router:
         ids, or a boolean mask with one entry per registered accelerator in
         registration order (the order of ``ids()``). ``now`` (seconds, the caller's
         clock) is read by time-aware strategies (``peak_ewma``); ``prompt`` (text, bytes
-        or token ids) by ``cache_aware``, and ignored by the others."""
+        or token ids) by ``cache_aware`` and ``endpoint_picker``, and ignored by the
+        others."""
     def report_latency(self, acc_id: int, latency: float, now: float | None = None) -> None:
         """Feeds a finished request's latency (seconds) to ``peak_ewma``; other
         strategies check and ignore it."""
+    def report_kv_utilisation(self, acc_id: int, utilisation: float) -> None:
+        """Records a replica's reported KV-cache utilisation (0 to 1) for
+        ``endpoint_picker``; other strategies check and ignore it."""
     def latency_estimate(self, acc_id: int, now: float | None = None) -> float | None:
         """``peak_ewma``'s latency estimate (seconds) for ``acc_id``; None otherwise."""
     def release(self, acc_id: int, cost: int = 1) -> None: ...

@@ -15,6 +15,7 @@ use crate::demand::{Candidates, Decision};
 use crate::error::RouterError;
 use crate::prefix::{prefix_block_hashes, prefix_block_hashes_tokens};
 use crate::router::{Router, RouterOptions};
+use crate::strategy::endpoint_picker::ScorerWeights;
 use crate::strategy::{Strategy, StrategyOptions};
 
 /// Routes requests over a fleet of accelerators with one strategy.
@@ -57,6 +58,23 @@ fn prompt_blocks(prompt: &Bound<'_, PyAny>, block_size: usize) -> PyResult<Vec<u
     prefix_block_hashes_tokens(&tokens, block_size).py()
 }
 
+/// The endpoint picker's weights when any is given (the others keep their defaults).
+fn scorer_weights(
+    queue: Option<f64>,
+    kv_cache: Option<f64>,
+    prefix: Option<f64>,
+) -> Option<ScorerWeights> {
+    if queue.is_none() && kv_cache.is_none() && prefix.is_none() {
+        return None;
+    }
+    let defaults = ScorerWeights::default();
+    Some(ScorerWeights {
+        queue: queue.unwrap_or(defaults.queue),
+        kv_cache: kv_cache.unwrap_or(defaults.kv_cache),
+        prefix: prefix.unwrap_or(defaults.prefix),
+    })
+}
+
 fn priority_from(priority: i64) -> PyResult<u32> {
     Ok(u32::try_from(non_negative(priority, "priority")?).unwrap_or(u32::MAX))
 }
@@ -94,6 +112,11 @@ impl PyRouter {
         balance_rel_threshold = None,
         block_size = None,
         max_prefix_blocks = None,
+        queue_weight = None,
+        kv_cache_weight = None,
+        prefix_weight = None,
+        kv_cache_limit = None,
+        top_k = None,
         seed = None,
         priority_reserve = 0.1,
     ))]
@@ -109,6 +132,11 @@ impl PyRouter {
         balance_rel_threshold: Option<f64>,
         block_size: Option<i64>,
         max_prefix_blocks: Option<i64>,
+        queue_weight: Option<f64>,
+        kv_cache_weight: Option<f64>,
+        prefix_weight: Option<f64>,
+        kv_cache_limit: Option<f64>,
+        top_k: Option<i64>,
         seed: Option<&Bound<'_, PyAny>>,
         priority_reserve: f64,
     ) -> PyResult<Self> {
@@ -130,6 +158,9 @@ impl PyRouter {
             balance_rel_threshold,
             block_size: count(block_size, "block_size")?,
             max_prefix_blocks: count(max_prefix_blocks, "max_prefix_blocks")?,
+            scorer_weights: scorer_weights(queue_weight, kv_cache_weight, prefix_weight),
+            kv_cache_limit,
+            top_k: count(top_k, "top_k")?,
         };
         let strategy = Strategy::from_options(strategy, &options).py()?;
         let options = RouterOptions {
@@ -309,6 +340,14 @@ impl PyRouter {
         let now_ns = now.map(seconds_to_ns).transpose()?;
         self.inner
             .report_latency(non_negative(acc_id, "acc_id")?, latency, now_ns)
+            .py()
+    }
+
+    /// Records the KV-cache utilisation (0 to 1) replica `acc_id` reports, for
+    /// `endpoint_picker`; other strategies check and ignore it.
+    fn report_kv_utilisation(&self, acc_id: i64, utilisation: f64) -> PyResult<()> {
+        self.inner
+            .report_kv_utilisation(non_negative(acc_id, "acc_id")?, utilisation)
             .py()
     }
 

@@ -12,6 +12,7 @@
 //! | [`ConsistentHash`] | O(1) ring bucket, jump, Maglev | affinity (caches, sessions) |
 //! | [`PeakEwma`] | O(1) | replicas whose latency differs or drifts |
 //! | [`CacheAware`] | O(replicas) | model-server pools with shared prompt prefixes |
+//! | [`EndpointPicker`] | O(replicas) | model-server pools reporting KV-cache use |
 //!
 //! Strategies are dispatched through the closed enum [`Strategy`], not trait objects,
 //! so the hot path is a direct call the compiler can inline.
@@ -20,6 +21,7 @@ pub mod cache_aware;
 pub mod capacity_sampler;
 pub mod consistent_hash;
 pub mod derived_table;
+pub mod endpoint_picker;
 pub mod least_connections;
 pub mod peak_ewma;
 pub mod power_of_two_choices;
@@ -29,6 +31,7 @@ pub mod weighted_round_robin;
 
 pub use cache_aware::CacheAware;
 pub use consistent_hash::{ConsistentHash, HashKind};
+pub use endpoint_picker::EndpointPicker;
 pub use least_connections::LeastConnections;
 pub use peak_ewma::PeakEwma;
 pub use power_of_two_choices::PowerOfTwoChoices;
@@ -52,6 +55,7 @@ pub const STRATEGY_NAMES: &[&str] = &[
     "consistent_hash",
     "peak_ewma",
     "cache_aware",
+    "endpoint_picker",
 ];
 
 /// Options of the strategies that have any; each applies to one strategy.
@@ -73,8 +77,14 @@ pub struct StrategyOptions<'a> {
     pub balance_rel_threshold: Option<f64>,
     /// `cache_aware`: prompt block size (bytes of text, or tokens).
     pub block_size: Option<usize>,
-    /// `cache_aware`: most prompt blocks the prefix index remembers.
+    /// `cache_aware`, `endpoint_picker`: most prompt blocks the prefix index remembers.
     pub max_prefix_blocks: Option<usize>,
+    /// `endpoint_picker`: scorer weights (queue, KV cache, prefix).
+    pub scorer_weights: Option<endpoint_picker::ScorerWeights>,
+    /// `endpoint_picker`: KV-cache utilisation at which a replica is filtered out.
+    pub kv_cache_limit: Option<f64>,
+    /// `endpoint_picker`: pick among the best `top_k` by score.
+    pub top_k: Option<usize>,
 }
 
 impl StrategyOptions<'_> {
@@ -84,6 +94,16 @@ impl StrategyOptions<'_> {
             || self.balance_rel_threshold.is_some()
             || self.block_size.is_some()
             || self.max_prefix_blocks.is_some()
+    }
+
+    fn for_endpoint_picker_only(&self) -> bool {
+        self.scorer_weights.is_some() || self.kv_cache_limit.is_some() || self.top_k.is_some()
+    }
+
+    fn for_affinity_only(&self) -> bool {
+        self.cache_threshold.is_some()
+            || self.balance_abs_threshold.is_some()
+            || self.balance_rel_threshold.is_some()
     }
 }
 
@@ -106,6 +126,8 @@ pub enum Strategy {
     PeakEwma(PeakEwma),
     /// See [`CacheAware`].
     CacheAware(CacheAware),
+    /// See [`EndpointPicker`].
+    EndpointPicker(EndpointPicker),
 }
 
 impl Strategy {
@@ -127,7 +149,7 @@ impl Strategy {
     pub fn from_options(name: &str, options: &StrategyOptions<'_>) -> Result<Self> {
         let hashing = options.hash.is_some() || options.load_bound.is_some();
         let latency = options.default_rtt_s.is_some() || options.decay_s.is_some();
-        let cache = options.for_cache_aware();
+        let cache = options.for_cache_aware() || options.for_endpoint_picker_only();
         let hashing = hashing || cache;
         let (strategy, misplaced) = match name {
             "round_robin" => (Strategy::RoundRobin(RoundRobin::new()), hashing || latency),
@@ -168,7 +190,29 @@ impl Strategy {
                     .unwrap_or(cache_aware::DEFAULT_MAX_BLOCKS);
                 (
                     Strategy::CacheAware(CacheAware::new(config, max_blocks)?),
-                    options.hash.is_some() || options.load_bound.is_some() || latency,
+                    options.hash.is_some()
+                        || options.load_bound.is_some()
+                        || latency
+                        || options.for_endpoint_picker_only(),
+                )
+            }
+            "endpoint_picker" => {
+                let defaults = endpoint_picker::PickerConfig::default();
+                let config = endpoint_picker::PickerConfig {
+                    weights: options.scorer_weights.unwrap_or(defaults.weights),
+                    kv_cache_limit: options.kv_cache_limit.unwrap_or(defaults.kv_cache_limit),
+                    top_k: options.top_k.unwrap_or(defaults.top_k),
+                    block_size: options.block_size.unwrap_or(defaults.block_size),
+                };
+                let max_blocks = options
+                    .max_prefix_blocks
+                    .unwrap_or(cache_aware::DEFAULT_MAX_BLOCKS);
+                (
+                    Strategy::EndpointPicker(EndpointPicker::new(config, max_blocks)?),
+                    options.hash.is_some()
+                        || options.load_bound.is_some()
+                        || latency
+                        || options.for_affinity_only(),
                 )
             }
             "consistent_hash" => {
@@ -192,8 +236,9 @@ impl Strategy {
                 format!(
                     "hash and load_bound apply to consistent_hash only, default_rtt and \
                      decay to peak_ewma only, cache_threshold, balance_abs_threshold, \
-                     balance_rel_threshold, block_size and max_prefix_blocks to \
-                     cache_aware only; {name:?} takes none of the ones given"
+                     balance_rel_threshold to cache_aware only, scorer weights, \
+                     kv_cache_limit and top_k to endpoint_picker only, block_size and \
+                     max_prefix_blocks to those two; {name:?} takes none of the ones given"
                 ),
             ));
         }
@@ -211,6 +256,7 @@ impl Strategy {
             Strategy::ConsistentHash(_) => "consistent_hash",
             Strategy::PeakEwma(_) => "peak_ewma",
             Strategy::CacheAware(_) => "cache_aware",
+            Strategy::EndpointPicker(_) => "endpoint_picker",
         }
     }
 
@@ -236,6 +282,7 @@ impl Strategy {
             Strategy::ConsistentHash(s) => s.pick(fleet, decision),
             Strategy::PeakEwma(s) => s.pick(fleet, decision, rng),
             Strategy::CacheAware(s) => s.pick(fleet, decision),
+            Strategy::EndpointPicker(s) => s.pick(fleet, decision, rng),
         }
     }
 
@@ -256,6 +303,7 @@ impl Strategy {
             Strategy::LeastConnections(s) => s.refresh(fleet, slot),
             Strategy::ConsistentHash(s) => s.on_release(load),
             Strategy::CacheAware(s) => s.forget(slot),
+            Strategy::EndpointPicker(s) => s.forget(slot),
             _ => {}
         }
     }
@@ -265,6 +313,7 @@ impl Strategy {
     pub fn prefix_block_size(&self) -> Option<usize> {
         match self {
             Strategy::CacheAware(s) => Some(s.config().block_size),
+            Strategy::EndpointPicker(s) => Some(s.config().block_size),
             _ => None,
         }
     }
@@ -289,6 +338,7 @@ impl Strategy {
         match self {
             Strategy::LeastConnections(s) => s.sync(fleet, slots),
             Strategy::PeakEwma(s) => s.track(slots),
+            Strategy::EndpointPicker(s) => s.track(slots),
             _ => {}
         }
     }
@@ -298,6 +348,15 @@ impl Strategy {
         match self {
             Strategy::PeakEwma(s) => Some(s.estimate_s(slot, now_ns)),
             _ => None,
+        }
+    }
+
+    /// Records a replica's reported KV-cache utilisation for the endpoint picker;
+    /// validates and ignores it elsewhere.
+    pub fn report_kv_utilisation(&self, slot: Slot, utilisation: f64) -> Result<()> {
+        match self {
+            Strategy::EndpointPicker(s) => s.report_kv_utilisation(slot, utilisation),
+            _ => endpoint_picker::validate_kv_utilisation(utilisation),
         }
     }
 
@@ -344,6 +403,12 @@ impl From<WeightedRoundRobin> for Strategy {
 impl From<PeakEwma> for Strategy {
     fn from(s: PeakEwma) -> Self {
         Strategy::PeakEwma(s)
+    }
+}
+
+impl From<EndpointPicker> for Strategy {
+    fn from(s: EndpointPicker) -> Self {
+        Strategy::EndpointPicker(s)
     }
 }
 

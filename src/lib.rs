@@ -19,6 +19,7 @@ pub mod accelerator;
 pub mod arena;
 pub mod demand;
 pub mod fleet;
+pub mod joint;
 pub mod latency_estimate;
 pub mod min_tree;
 pub mod prefetch;

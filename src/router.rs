@@ -15,6 +15,7 @@ use crate::accelerator::Accelerator;
 use crate::demand::{validate_cost, Candidates, Decision, Demand, HIGH_PRIORITY};
 use crate::error::{Result, RouterError};
 use crate::fleet::{Fleet, Slot};
+use crate::joint::{route_joint, ModelChoice};
 use crate::request::Request;
 use crate::strategy::Strategy;
 
@@ -225,6 +226,29 @@ impl Router {
         Ok(self
             .route_slot(decision, &mut rng)
             .map(|slot| self.fleet.state(slot).id()))
+    }
+
+    /// The joint decision ([`crate::joint`]): the best model group by score, the
+    /// roomiest model within it, a replica by the strategy. Returns the chosen
+    /// model's index and the replica's id.
+    pub fn route_joint(
+        &self,
+        models: &[ModelChoice<'_>],
+        template: &Decision<'_>,
+        tolerance: f64,
+    ) -> Result<Option<(usize, u64)>> {
+        if template.key.is_none() && self.strategy.uses_key() {
+            return Err(RouterError::invalid(
+                "key",
+                format!("strategy {} routes by key; pass key=", self.strategy.name()),
+            ));
+        }
+        let mut rng = LazyRng {
+            seeds: &self.seeds,
+            rng: None,
+        };
+        Ok(route_joint(self, models, template, tolerance, &mut rng)?
+            .map(|choice| (choice.model, self.fleet.state(choice.slot).id())))
     }
 
     /// The seed API: routes `request` (its id is the key for hashing strategies).

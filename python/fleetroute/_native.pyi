@@ -135,6 +135,20 @@ class Router:
         clock) is read by time-aware strategies (``peak_ewma``); ``prompt`` (text, bytes
         or token ids) by ``cache_aware`` and ``endpoint_picker``, and ignored by the
         others."""
+    def route_joint(
+        self,
+        models: Sequence[tuple[float, Sequence[int]]],
+        cost: int = 1,
+        priority: int = 0,
+        key: _Key | None = None,
+        prompt: str | bytes | Sequence[int] | None = None,
+        now: float | None = None,
+        tolerance: float = 0.0,
+    ) -> tuple[int, int] | None:
+        """The joint decision: ``models`` lists ``(score, replica ids)``; models within
+        ``tolerance`` of the best score count as equal and the one with the most room
+        goes first; the replica is picked by the router's strategy. Returns ``(model
+        index, accelerator id)``, or None when no replica of any model can take it."""
     def report_latency(self, acc_id: int, latency: float, now: float | None = None) -> None:
         """Feeds a finished request's latency (seconds) to ``peak_ewma``; other
         strategies check and ignore it."""

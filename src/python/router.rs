@@ -13,6 +13,7 @@ use super::conversion::{
 };
 use crate::demand::{Candidates, Decision};
 use crate::error::RouterError;
+use crate::joint::ModelChoice;
 use crate::prefix::{prefix_block_hashes, prefix_block_hashes_tokens};
 use crate::router::{Router, RouterOptions};
 use crate::strategy::endpoint_picker::ScorerWeights;
@@ -331,6 +332,54 @@ impl PyRouter {
             now_ns: now.map(seconds_to_ns).transpose()?,
         };
         self.inner.route_decision(&decision).py()
+    }
+
+    /// The joint decision: `models` is a list of `(score, replica ids)`; models within
+    /// `tolerance` of the best score count as equal and the roomiest goes first; the
+    /// replica is picked by the router's strategy. Returns `(model index, id)`.
+    #[pyo3(signature = (models, cost = 1, priority = 0, key = None, prompt = None, now = None, tolerance = 0.0))]
+    #[allow(clippy::too_many_arguments)]
+    fn route_joint(
+        &self,
+        models: Vec<(f64, Bound<'_, PyAny>)>,
+        cost: i64,
+        priority: i64,
+        key: Option<&Bound<'_, PyAny>>,
+        prompt: Option<&Bound<'_, PyAny>>,
+        now: Option<f64>,
+        tolerance: f64,
+    ) -> PyResult<Option<(usize, u64)>> {
+        let fleet = self.inner.fleet();
+        let pools = models
+            .iter()
+            .map(|(_, ids)| {
+                let ids = non_negative_vec(&int_array(ids, "models")?, "models")?;
+                Candidates::from_ids(fleet, ids).py()
+            })
+            .collect::<PyResult<Vec<Candidates>>>()?;
+        let choices: Vec<ModelChoice<'_>> = models
+            .iter()
+            .zip(&pools)
+            .map(|((score, _), replicas)| ModelChoice {
+                score: *score,
+                replicas,
+            })
+            .collect();
+        let blocks = match (prompt, self.inner.strategy().prefix_block_size()) {
+            (Some(prompt), Some(block_size)) => Some(prompt_blocks(prompt, block_size)?),
+            _ => None,
+        };
+        let template = Decision {
+            demand: self
+                .inner
+                .demand(non_negative(cost, "cost")?, priority_from(priority)?)
+                .py()?,
+            key: key.map(key_from_py).transpose()?,
+            candidates: None,
+            prefix: blocks.as_deref(),
+            now_ns: now.map(seconds_to_ns).transpose()?,
+        };
+        self.inner.route_joint(&choices, &template, tolerance).py()
     }
 
     /// Feeds the observed latency (seconds) of a finished request on `acc_id` to a

@@ -7,7 +7,9 @@
 //! ```
 //!
 //! The table format starts with a header describing the scenario; JSON and CSV carry
-//! the scenario in every record instead. A progress bar goes to stderr unless
+//! the scenario in every record instead. `--workload prefix` runs the shared-prefix
+//! benchmark instead (`fleetroute::sim::prefix`: `--replicas`, `--tenants`,
+//! `--requests`, `--seed`, `--strategies`, `--format table|json`). A progress bar goes to stderr unless
 //! `--quiet` is given or stderr is not a terminal. Invalid options exit with status 2
 //! and the core's message.
 
@@ -19,6 +21,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use fleetroute::sim::config::DEFAULT_STRATEGIES;
 use fleetroute::sim::{self, Format, Scenario, SimConfig};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Workload {
+    Fleet,
+    Prefix,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum OutputFormat {
@@ -42,24 +50,34 @@ impl From<OutputFormat> for Format {
 #[derive(Debug, Parser)]
 #[command(name = "fleetroute", version, about)]
 struct Cli {
+    /// Which simulation: the accelerator fleet, or the shared-prefix LLM benchmark.
+    #[arg(long, value_enum, default_value_t = Workload::Fleet)]
+    workload: Workload,
+    /// Prefix workload: model-server replicas (8 to 64).
+    #[arg(long, default_value_t = sim::prefix::config::DEFAULT_REPLICAS)]
+    replicas: usize,
+    /// Prefix workload: tenants, each with its own system prompt.
+    #[arg(long, default_value_t = sim::prefix::config::DEFAULT_TENANTS)]
+    tenants: usize,
     /// Accelerators in the fleet (4, 8 or 16 slots each, w.p. 0.5/0.3/0.2).
     #[arg(long, default_value_t = sim::config::DEFAULT_ACCELERATORS)]
     accelerators: usize,
     /// Offered load as a share of the fleet's slots (arrival rate = this x slots / 1 s).
     #[arg(long, default_value_t = 0.9)]
     load_factor: f64,
-    /// Arrivals simulated per strategy.
-    #[arg(long, default_value_t = sim::config::DEFAULT_REQUESTS)]
-    requests: u64,
+    /// Arrivals simulated per strategy [default: 1000000; prefix workload: 50000].
+    #[arg(long)]
+    requests: Option<u64>,
     /// Seconds of simulated time between refreshes of the load view decisions see.
     #[arg(long, default_value_t = 0.0)]
     staleness: f64,
     /// Seed of the fleet, the workload and the strategies' randomness.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Strategies to compare, comma-separated.
-    #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_STRATEGIES.iter().map(|s| s.to_string()))]
-    strategies: Vec<String>,
+    /// Strategies to compare, comma-separated [default: every fleet strategy; prefix
+    /// workload: random, round_robin, least_connections, p2c, consistent_hash, cache_aware].
+    #[arg(long, value_delimiter = ',')]
+    strategies: Option<Vec<String>>,
     /// Queue depth per accelerator relative to its slots (capacity = slots x (1 + this)).
     #[arg(long, default_value_t = 1.0)]
     queue_factor: f64,
@@ -79,10 +97,11 @@ impl Cli {
         SimConfig {
             accelerators: self.accelerators,
             load_factor: self.load_factor,
-            requests: self.requests,
+            requests: self.requests.unwrap_or(sim::config::DEFAULT_REQUESTS),
             staleness: self.staleness,
             seed: self.seed,
-            strategies: self.strategies.clone(),
+            strategies: (self.strategies.clone())
+                .unwrap_or_else(|| DEFAULT_STRATEGIES.iter().map(|s| s.to_string()).collect()),
             queue_factor: self.queue_factor,
             service_shape: self.service_shape,
             ..SimConfig::default()
@@ -106,8 +125,52 @@ fn progress_bar(config: &SimConfig, quiet: bool) -> ProgressBar {
     bar
 }
 
+/// `--workload prefix`: the shared-prefix benchmark, printed as a table or JSON.
+fn run_prefix(cli: &Cli) -> ExitCode {
+    use sim::prefix::{self as bench, PrefixScenario, PrefixSimConfig};
+    let defaults = PrefixSimConfig::default();
+    let config = PrefixSimConfig {
+        replicas: cli.replicas,
+        tenants: cli.tenants,
+        requests: cli.requests.unwrap_or(defaults.requests),
+        seed: cli.seed,
+        strategies: cli
+            .strategies
+            .clone()
+            .unwrap_or(defaults.strategies.clone()),
+        ..defaults
+    };
+    if cli.format == OutputFormat::Csv {
+        eprintln!("error: the prefix workload prints --format table or json");
+        return ExitCode::from(2);
+    }
+    let quiet = cli.quiet || !std::io::stderr().is_terminal();
+    let mut on_progress = |s: &str, done: u64, total: u64| {
+        if !quiet && (done == 0 || done == total) {
+            eprintln!("{s}: {done}/{total}");
+        }
+    };
+    match bench::run(&config, &mut on_progress) {
+        Ok(reports) => {
+            let scenario = PrefixScenario::new(&config);
+            match cli.format {
+                OutputFormat::Json => print!("{}", bench::render_json(&scenario, &reports)),
+                _ => print!("{}\n{}", scenario.header(), bench::render_table(&reports)),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.workload == Workload::Prefix {
+        return run_prefix(&cli);
+    }
     let config = cli.config();
     let scenario = match Scenario::from_config(&config) {
         Ok(scenario) => scenario,

@@ -105,6 +105,7 @@ pub mod config;
 pub mod engine;
 pub mod event;
 pub mod metrics;
+pub mod prefix;
 pub mod report;
 pub mod workload;
 

@@ -12,6 +12,7 @@ pub const DEFAULT_STRATEGIES: &[&str] = &[
     "p2c",
     "consistent_hash",
     "cache_aware",
+    "endpoint_picker",
 ];
 /// Default number of model-server replicas.
 pub const DEFAULT_REPLICAS: usize = 16;
@@ -127,10 +128,15 @@ fn at_least_one(what: &'static str, value: u64) -> Result<()> {
     Ok(())
 }
 
+/// The cache-aware balance guard's absolute threshold in this workload.
+pub const CACHE_AWARE_BALANCE_ABS_THRESHOLD: u64 = 4;
+
 /// The core strategy for a benchmark strategy name: `consistent_hash` is the ketama
 /// ring with load bound [`CONSISTENT_HASH_LOAD_BOUND`] (key = tenant id),
-/// `cache_aware` the default affinity rule with [`BLOCK_TOKENS`]-token blocks, the
-/// others take no options.
+/// `cache_aware` the affinity rule with [`BLOCK_TOKENS`]-token blocks and the guard
+/// scaled to these replicas ([`CACHE_AWARE_BALANCE_ABS_THRESHOLD`]),
+/// `endpoint_picker` the default scorers with the same blocks; the others take no
+/// options.
 pub fn strategy_for(name: &str) -> Result<Strategy> {
     let options = match name {
         "consistent_hash" => StrategyOptions {
@@ -138,7 +144,14 @@ pub fn strategy_for(name: &str) -> Result<Strategy> {
             load_bound: Some(CONSISTENT_HASH_LOAD_BOUND),
             ..StrategyOptions::default()
         },
+        // SGLang's absolute guard (32 requests) suits large batches; these replicas
+        // hold 16, so the guard is scaled to a quarter of that.
         "cache_aware" => StrategyOptions {
+            block_size: Some(BLOCK_TOKENS),
+            balance_abs_threshold: Some(CACHE_AWARE_BALANCE_ABS_THRESHOLD),
+            ..StrategyOptions::default()
+        },
+        "endpoint_picker" => StrategyOptions {
             block_size: Some(BLOCK_TOKENS),
             ..StrategyOptions::default()
         },

@@ -7,6 +7,7 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
 
+use fleetroute::prefix::prefix_block_hashes;
 use fleetroute::{Accelerator, Decision, Router, RouterOptions, Strategy};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -114,11 +115,19 @@ fn stress(strategy: &'static str) {
                         progress.fetch_add(1, Ordering::Release);
                         if held.is_empty() || rng.random_bool(0.55) {
                             let cost = rng.random_range(1..3);
+                            let prompt =
+                                format!("tenant {} system prompt {}", op % 7, "x".repeat(200));
+                            let blocks = prefix_block_hashes(prompt.as_bytes(), 64).unwrap();
                             let decision = Decision {
                                 key: Some(op as u64 % 97),
+                                prefix: Some(&blocks),
                                 ..Decision::new(router.demand(cost, 1).unwrap())
                             };
                             if let Some(slot) = router.route_slot(&decision, &mut rng) {
+                                router
+                                    .strategy()
+                                    .observe_latency(slot, rng.random_range(0.0..2.0), None)
+                                    .unwrap();
                                 held.push((slot, cost));
                             }
                         } else {
@@ -173,6 +182,21 @@ fn weighted_round_robin_under_contention() {
 #[test]
 fn consistent_hash_under_contention() {
     stress("consistent_hash");
+}
+
+#[test]
+fn peak_ewma_under_contention() {
+    stress("peak_ewma");
+}
+
+#[test]
+fn cache_aware_under_contention() {
+    stress("cache_aware");
+}
+
+#[test]
+fn endpoint_picker_under_contention() {
+    stress("endpoint_picker");
 }
 
 #[test]

@@ -169,6 +169,9 @@ pub struct Decision<'a> {
     /// Chained block hashes of the request's prompt ([`crate::prefix`]), for
     /// cache-aware routing.
     pub prefix: Option<&'a [u64]>,
+    /// Hash of the LoRA adapter the request needs ([`crate::hashing::hash_bytes`] of
+    /// its name), for the endpoint picker's adapter-affinity scorer.
+    pub adapter: Option<u64>,
     /// The caller's clock in nanoseconds, for time-aware strategies (Peak-EWMA);
     /// `None` reads the strategy's own monotonic clock.
     pub now_ns: Option<u64>,
@@ -182,6 +185,7 @@ impl<'a> Decision<'a> {
             key: None,
             candidates: None,
             prefix: None,
+            adapter: None,
             now_ns: None,
         }
     }

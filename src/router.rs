@@ -205,6 +205,7 @@ impl Router {
             key,
             candidates,
             prefix: None,
+            adapter: None,
             now_ns: None,
         };
         self.route_decision(&decision)
@@ -330,6 +331,7 @@ impl Router {
             key: keys.map(|k| k[i]),
             candidates: None,
             prefix: None,
+            adapter: None,
             now_ns: None,
         };
         let fleet = &self.fleet;
@@ -399,6 +401,14 @@ impl Router {
     pub fn report_kv_utilisation(&self, id: u64, utilisation: f64) -> Result<()> {
         let slot = self.fleet.slot_of(id)?;
         self.strategy.report_kv_utilisation(slot, utilisation)
+    }
+
+    /// Records the LoRA adapters (names, hashed with [`crate::hashing::hash_bytes`])
+    /// replica `id` reports loaded, for the endpoint picker.
+    pub fn report_adapters(&self, id: u64, adapters: &[u64]) -> Result<()> {
+        let slot = self.fleet.slot_of(id)?;
+        self.strategy.report_adapters(slot, adapters);
+        Ok(())
     }
 
     /// The latency estimate (seconds) of `id` under a latency-aware strategy, `None`

@@ -45,7 +45,16 @@ def test_top_k_spreads_among_near_equals() -> None:
     ("options", "message"),
     [
         ({"queue_weight": -1.0}, "queue_weight"),
-        ({"queue_weight": 0.0, "kv_cache_weight": 0.0, "prefix_weight": 0.0}, "weight"),
+        (
+            {
+                "queue_weight": 0.0,
+                "kv_cache_weight": 0.0,
+                "prefix_weight": 0.0,
+                "adapter_weight": 0.0,
+            },
+            "weight",
+        ),
+        ({"adapter_weight": -2.0}, "adapter_weight"),
         ({"kv_cache_limit": 1.5}, "kv_cache_limit"),
         ({"top_k": 0}, "top_k"),
     ],
@@ -69,3 +78,16 @@ def test_bad_reports_and_misplaced_options() -> None:
     plain = Router("p2c")
     plain.add_accelerator(Accelerator(1, 1))
     plain.report_kv_utilisation(1, 0.5)
+
+
+def test_lora_adapter_affinity() -> None:
+    router = pool(n=3)
+    router.report_adapters(1, ["sql-lora", "chat-lora"])
+    assert {router.route(adapter="sql-lora") for _ in range(3)} == {1}
+    router.report_adapters(1, [])
+    router.report_adapters(2, ["sql-lora"])
+    assert router.route(adapter="sql-lora") == 2
+    with pytest.raises(KeyError):
+        router.report_adapters(9, ["x"])
+    choice = router.route_joint([(1.0, [0, 2])], adapter="sql-lora")
+    assert choice == (0, 2)

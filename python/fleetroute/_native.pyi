@@ -87,6 +87,7 @@ class Router:
         queue_weight: float | None = None,
         kv_cache_weight: float | None = None,
         prefix_weight: float | None = None,
+        adapter_weight: float | None = None,
         kv_cache_limit: float | None = None,
         top_k: int | None = None,
         seed: int | None = None,
@@ -127,6 +128,7 @@ class Router:
         candidates: Sequence[int] | npt.NDArray[np.bool_] | None = None,
         now: float | None = None,
         prompt: str | bytes | Sequence[int] | None = None,
+        adapter: str | None = None,
     ) -> int | None:
         """Routes one request; the accelerator id that took its load, or None when
         no allowed accelerator can take it. ``candidates`` limits the choice: accelerator
@@ -144,6 +146,7 @@ class Router:
         prompt: str | bytes | Sequence[int] | None = None,
         now: float | None = None,
         tolerance: float = 0.0,
+        adapter: str | None = None,
     ) -> tuple[int, int] | None:
         """The joint decision: ``models`` lists ``(score, replica ids)``; models within
         ``tolerance`` of the best score count as equal and the one with the most room
@@ -155,6 +158,9 @@ class Router:
     def report_kv_utilisation(self, acc_id: int, utilisation: float) -> None:
         """Records a replica's reported KV-cache utilisation (0 to 1) for
         ``endpoint_picker``; other strategies check and ignore it."""
+    def report_adapters(self, acc_id: int, adapters: Sequence[str]) -> None:
+        """Records the LoRA adapters a replica reports loaded (replacing its last
+        report), for ``endpoint_picker``; other strategies ignore it."""
     def latency_estimate(self, acc_id: int, now: float | None = None) -> float | None:
         """``peak_ewma``'s latency estimate (seconds) for ``acc_id``; None otherwise."""
     def release(self, acc_id: int, cost: int = 1) -> None: ...

@@ -13,6 +13,7 @@ use super::conversion::{
 };
 use crate::demand::{Candidates, Decision};
 use crate::error::RouterError;
+use crate::hashing::hash_bytes;
 use crate::joint::ModelChoice;
 use crate::prefix::{prefix_block_hashes, prefix_block_hashes_tokens};
 use crate::router::{Router, RouterOptions};
@@ -64,8 +65,9 @@ fn scorer_weights(
     queue: Option<f64>,
     kv_cache: Option<f64>,
     prefix: Option<f64>,
+    adapter: Option<f64>,
 ) -> Option<ScorerWeights> {
-    if queue.is_none() && kv_cache.is_none() && prefix.is_none() {
+    if queue.is_none() && kv_cache.is_none() && prefix.is_none() && adapter.is_none() {
         return None;
     }
     let defaults = ScorerWeights::default();
@@ -73,6 +75,7 @@ fn scorer_weights(
         queue: queue.unwrap_or(defaults.queue),
         kv_cache: kv_cache.unwrap_or(defaults.kv_cache),
         prefix: prefix.unwrap_or(defaults.prefix),
+        adapter: adapter.unwrap_or(defaults.adapter),
     })
 }
 
@@ -116,6 +119,7 @@ impl PyRouter {
         queue_weight = None,
         kv_cache_weight = None,
         prefix_weight = None,
+        adapter_weight = None,
         kv_cache_limit = None,
         top_k = None,
         seed = None,
@@ -136,6 +140,7 @@ impl PyRouter {
         queue_weight: Option<f64>,
         kv_cache_weight: Option<f64>,
         prefix_weight: Option<f64>,
+        adapter_weight: Option<f64>,
         kv_cache_limit: Option<f64>,
         top_k: Option<i64>,
         seed: Option<&Bound<'_, PyAny>>,
@@ -159,7 +164,12 @@ impl PyRouter {
             balance_rel_threshold,
             block_size: count(block_size, "block_size")?,
             max_prefix_blocks: count(max_prefix_blocks, "max_prefix_blocks")?,
-            scorer_weights: scorer_weights(queue_weight, kv_cache_weight, prefix_weight),
+            scorer_weights: scorer_weights(
+                queue_weight,
+                kv_cache_weight,
+                prefix_weight,
+                adapter_weight,
+            ),
             kv_cache_limit,
             top_k: count(top_k, "top_k")?,
         };
@@ -304,7 +314,7 @@ impl PyRouter {
     /// Routes one request; returns the accelerator id that took it, or None.
     /// `now` (seconds, the caller's clock) is read by time-aware strategies;
     /// `prompt` (text, bytes or token ids) by cache-aware routing.
-    #[pyo3(signature = (cost = 1, priority = 0, key = None, candidates = None, now = None, prompt = None))]
+    #[pyo3(signature = (cost = 1, priority = 0, key = None, candidates = None, now = None, prompt = None, adapter = None))]
     #[allow(clippy::too_many_arguments)]
     fn route(
         &self,
@@ -314,6 +324,7 @@ impl PyRouter {
         candidates: Option<&Bound<'_, PyAny>>,
         now: Option<f64>,
         prompt: Option<&Bound<'_, PyAny>>,
+        adapter: Option<&str>,
     ) -> PyResult<Option<u64>> {
         let key = key.map(key_from_py).transpose()?;
         let candidates = self.candidates(candidates)?;
@@ -329,6 +340,7 @@ impl PyRouter {
             key,
             candidates: candidates.as_ref(),
             prefix: blocks.as_deref(),
+            adapter: adapter.map(|name| hash_bytes(name.as_bytes())),
             now_ns: now.map(seconds_to_ns).transpose()?,
         };
         self.inner.route_decision(&decision).py()
@@ -337,7 +349,7 @@ impl PyRouter {
     /// The joint decision: `models` is a list of `(score, replica ids)`; models within
     /// `tolerance` of the best score count as equal and the roomiest goes first; the
     /// replica is picked by the router's strategy. Returns `(model index, id)`.
-    #[pyo3(signature = (models, cost = 1, priority = 0, key = None, prompt = None, now = None, tolerance = 0.0))]
+    #[pyo3(signature = (models, cost = 1, priority = 0, key = None, prompt = None, now = None, tolerance = 0.0, adapter = None))]
     #[allow(clippy::too_many_arguments)]
     fn route_joint(
         &self,
@@ -348,6 +360,7 @@ impl PyRouter {
         prompt: Option<&Bound<'_, PyAny>>,
         now: Option<f64>,
         tolerance: f64,
+        adapter: Option<&str>,
     ) -> PyResult<Option<(usize, u64)>> {
         let fleet = self.inner.fleet();
         let pools = models
@@ -377,6 +390,7 @@ impl PyRouter {
             key: key.map(key_from_py).transpose()?,
             candidates: None,
             prefix: blocks.as_deref(),
+            adapter: adapter.map(|name| hash_bytes(name.as_bytes())),
             now_ns: now.map(seconds_to_ns).transpose()?,
         };
         self.inner.route_joint(&choices, &template, tolerance).py()
@@ -397,6 +411,15 @@ impl PyRouter {
     fn report_kv_utilisation(&self, acc_id: i64, utilisation: f64) -> PyResult<()> {
         self.inner
             .report_kv_utilisation(non_negative(acc_id, "acc_id")?, utilisation)
+            .py()
+    }
+
+    /// Records the LoRA adapters replica `acc_id` reports loaded (replacing its last
+    /// report), for `endpoint_picker`; other strategies ignore it.
+    fn report_adapters(&self, acc_id: i64, adapters: Vec<String>) -> PyResult<()> {
+        let hashes: Vec<u64> = adapters.iter().map(|a| hash_bytes(a.as_bytes())).collect();
+        self.inner
+            .report_adapters(non_negative(acc_id, "acc_id")?, &hashes)
             .py()
     }
 

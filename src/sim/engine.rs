@@ -218,6 +218,7 @@ impl<'a> Simulation<'a> {
             key: Some(arrival.session),
             candidates: None,
             prefix: None,
+            adapter: None,
             now_ns: Some(sim_ns(now)),
         };
         let Some(view) = &self.view else {

@@ -6,9 +6,10 @@
 //!   whose reported KV-cache utilisation is at or above `kv_cache_limit` are dropped
 //!   too, unless that would drop them all (a saturated fleet still serves).
 //! - **Scorers**, each in `[0, 1]`, higher is better, combined with weights:
-//!   queue (`1 - load / capacity`), KV cache (`1 - reported utilisation`), and prefix
+//!   queue (`1 - load / capacity`), KV cache (`1 - reported utilisation`), prefix
 //!   match (the share of the prompt's blocks the replica is known to hold, from the
-//!   same [`PrefixIndex`] cache-aware routing uses).
+//!   same [`PrefixIndex`] cache-aware routing uses), and LoRA adapter affinity (1 if
+//!   the replica reports the request's adapter loaded, so it need not load it).
 //! - **Picker.** With `top_k = 1` the best score wins (ties broken by a rotating
 //!   counter, never "the first"); with `top_k > 1` one of the `top_k` best is drawn
 //!   with probability proportional to its score, which spreads load among nearly
@@ -19,6 +20,9 @@
 //! O(replicas), for model-server pools rather than whole fleets.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
 
 use crossbeam_utils::CachePadded;
 use rand::Rng;
@@ -38,6 +42,8 @@ pub struct ScorerWeights {
     pub kv_cache: f64,
     /// Prefix match: matched blocks / prompt blocks.
     pub prefix: f64,
+    /// LoRA adapter already loaded: 1 or 0.
+    pub adapter: f64,
 }
 
 impl Default for ScorerWeights {
@@ -47,6 +53,7 @@ impl Default for ScorerWeights {
             queue: 1.0,
             kv_cache: 1.0,
             prefix: 1.0,
+            adapter: 1.0,
         }
     }
 }
@@ -83,6 +90,7 @@ impl PickerConfig {
             ("queue_weight", w.queue),
             ("kv_cache_weight", w.kv_cache),
             ("prefix_weight", w.prefix),
+            ("adapter_weight", w.adapter),
         ] {
             if !value.is_finite() || value < 0.0 {
                 return Err(RouterError::invalid(
@@ -91,7 +99,7 @@ impl PickerConfig {
                 ));
             }
         }
-        if w.queue + w.kv_cache + w.prefix <= 0.0 {
+        if w.queue + w.kv_cache + w.prefix + w.adapter <= 0.0 {
             return Err(RouterError::invalid(
                 "scorer weights",
                 "at least one scorer weight must be > 0",
@@ -134,6 +142,8 @@ pub struct EndpointPicker {
     // Reported KV-cache utilisation per slot, in parts per million. Boxed: the
     // arena's segment table would make every `Strategy` value large.
     kv_ppm: Box<Arena<AtomicU32>>,
+    // Hashes of the adapters each replica reports loaded, sorted; swapped whole.
+    adapters: Box<Arena<ArcSwapOption<Vec<u64>>>>,
     index: PrefixIndex,
     tie_break: CachePadded<AtomicU64>,
 }
@@ -145,6 +155,7 @@ impl EndpointPicker {
         Ok(EndpointPicker {
             config,
             kv_ppm: Box::new(Arena::new()),
+            adapters: Box::new(Arena::new()),
             index: PrefixIndex::new(max_blocks)?,
             tie_break: CachePadded::new(AtomicU64::new(0)),
         })
@@ -161,6 +172,9 @@ impl EndpointPicker {
             if self.kv_ppm.reserve(slot as usize).is_ok() {
                 self.kv_ppm.get(slot as usize).store(0, Ordering::Release);
             }
+            if self.adapters.reserve(slot as usize).is_ok() {
+                self.adapters.get(slot as usize).store(None);
+            }
         }
     }
 
@@ -171,6 +185,26 @@ impl EndpointPicker {
             cell.store((utilisation * 1e6).round() as u32, Ordering::Release);
         }
         Ok(())
+    }
+
+    /// Records the LoRA adapters (name hashes) a replica reports loaded, replacing
+    /// its previous report.
+    pub fn report_adapters(&self, slot: Slot, adapters: &[u64]) {
+        let mut sorted = adapters.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if let Some(cell) = self.adapters.try_get(slot as usize) {
+            cell.store(Some(Arc::new(sorted)));
+        }
+    }
+
+    /// True if `slot` reported `adapter` loaded.
+    pub fn has_adapter(&self, slot: Slot, adapter: u64) -> bool {
+        self.adapters.try_get(slot as usize).is_some_and(|cell| {
+            cell.load()
+                .as_ref()
+                .is_some_and(|a| a.binary_search(&adapter).is_ok())
+        })
     }
 
     /// The last reported KV-cache utilisation of `slot`.
@@ -228,7 +262,13 @@ impl EndpointPicker {
                 } else {
                     matched as f64 / blocks.len() as f64
                 };
-                (w.queue * queue + w.kv_cache * kv + w.prefix * prefix, slot)
+                let adapter = match decision.adapter {
+                    Some(adapter) if self.has_adapter(slot, adapter) => 1.0,
+                    _ => 0.0,
+                };
+                let score =
+                    w.queue * queue + w.kv_cache * kv + w.prefix * prefix + w.adapter * adapter;
+                (score, slot)
             })
             .collect();
         // Best first; equal scores keep a rotated order, so ties take turns.
@@ -333,6 +373,24 @@ mod tests {
     }
 
     #[test]
+    fn adapter_scorer_prefers_a_replica_with_the_adapter_loaded() {
+        let fleet = fleet(3, 100);
+        let p = picker(PickerConfig::default(), 3);
+        let adapter = crate::hashing::hash_bytes(b"sql-lora");
+        p.report_adapters(2, &[crate::hashing::hash_bytes(b"chat-lora"), adapter]);
+        let mut rng = SmallRng::seed_from_u64(4);
+        let d = Decision {
+            adapter: Some(adapter),
+            ..Decision::new(Demand::new(1, 1, 0).unwrap())
+        };
+        for _ in 0..5 {
+            assert_eq!(p.pick(&fleet, &d, &mut rng), Some(2));
+        }
+        p.report_adapters(2, &[]);
+        assert!(!p.has_adapter(2, adapter));
+    }
+
+    #[test]
     fn ties_rotate_instead_of_picking_the_first() {
         let fleet = fleet(4, 1000);
         let p = picker(PickerConfig::default(), 4);
@@ -356,9 +414,11 @@ mod tests {
         assert!(bad(|c| c.weights = ScorerWeights {
             queue: 0.0,
             kv_cache: 0.0,
-            prefix: 0.0
+            prefix: 0.0,
+            adapter: 0.0,
         })
         .contains("weight"));
+        assert!(bad(|c| c.weights.adapter = f64::NAN).contains("adapter_weight"));
         assert!(bad(|c| c.kv_cache_limit = 0.0).contains("kv_cache_limit"));
         assert!(bad(|c| c.top_k = 0).contains("top_k"));
         assert!(bad(|c| c.block_size = 0).contains("block_size"));

@@ -360,6 +360,14 @@ impl Strategy {
         }
     }
 
+    /// Records the LoRA adapters (name hashes) a replica reports loaded, for the
+    /// endpoint picker; ignored elsewhere.
+    pub fn report_adapters(&self, slot: Slot, adapters: &[u64]) {
+        if let Strategy::EndpointPicker(s) = self {
+            s.report_adapters(slot, adapters);
+        }
+    }
+
     /// Feeds an observed latency to a latency-aware strategy; validates and
     /// ignores it elsewhere.
     pub fn observe_latency(&self, slot: Slot, latency_s: f64, now_ns: Option<u64>) -> Result<()> {

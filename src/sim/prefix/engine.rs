@@ -275,6 +275,7 @@ impl<'a> Simulation<'a> {
             key: Some(request.tenant),
             candidates: None,
             prefix: Some(&request.blocks),
+            adapter: None,
             now_ns: Some((now * 1e9) as u64),
         };
         let t0 = Instant::now();

@@ -352,6 +352,76 @@ impl Router {
         Ok(())
     }
 
+    /// Routes a batch of fully described decisions (prompts, adapters, keys) in
+    /// order: `out[i]` is the id that took decision `i`, or -1.
+    pub fn route_many(&self, decisions: &[Decision<'_>], out: &mut [i64]) -> Result<()> {
+        if out.len() != decisions.len() {
+            return Err(RouterError::invalid(
+                "out",
+                format!("{} outputs for {} decisions", out.len(), decisions.len()),
+            ));
+        }
+        if self.strategy.uses_key() {
+            if let Some(i) = decisions.iter().position(|d| d.key.is_none()) {
+                return Err(RouterError::invalid(
+                    "keys",
+                    format!(
+                        "strategy {} routes by key; decision {i} has none",
+                        self.strategy.name()
+                    ),
+                ));
+            }
+        }
+        let mut rng = self.rng();
+        for (decision, slot_out) in decisions.iter().zip(out.iter_mut()) {
+            *slot_out = match self.route_slot(decision, &mut rng) {
+                Some(slot) => self.fleet.state(slot).id() as i64,
+                None => -1,
+            };
+        }
+        Ok(())
+    }
+
+    /// Feeds many observed latencies at once: all of them, or (on an unknown id or
+    /// a bad value) none.
+    pub fn report_latencies(
+        &self,
+        ids: &[u64],
+        latencies_s: &[f64],
+        now_ns: Option<u64>,
+    ) -> Result<()> {
+        let slots = self.resolve_reports(ids, latencies_s.len(), "latencies")?;
+        for &latency in latencies_s {
+            crate::latency_estimate::validate_latency(latency)?;
+        }
+        for (slot, &latency) in slots.into_iter().zip(latencies_s) {
+            self.strategy.observe_latency(slot, latency, now_ns)?;
+        }
+        Ok(())
+    }
+
+    /// Records many KV-cache utilisation reports at once: all, or none.
+    pub fn report_kv_utilisations(&self, ids: &[u64], utilisations: &[f64]) -> Result<()> {
+        let slots = self.resolve_reports(ids, utilisations.len(), "utilisations")?;
+        for &utilisation in utilisations {
+            crate::strategy::endpoint_picker::validate_kv_utilisation(utilisation)?;
+        }
+        for (slot, &utilisation) in slots.into_iter().zip(utilisations) {
+            self.strategy.report_kv_utilisation(slot, utilisation)?;
+        }
+        Ok(())
+    }
+
+    fn resolve_reports(&self, ids: &[u64], values: usize, what: &'static str) -> Result<Vec<Slot>> {
+        if ids.len() != values {
+            return Err(RouterError::invalid(
+                what,
+                format!("{values} {what} for {} ids", ids.len()),
+            ));
+        }
+        ids.iter().map(|&id| self.fleet.slot_of(id)).collect()
+    }
+
     /// Releases a batch: all of it, or (on an unknown id, a negative id or a release
     /// below zero) none of it. Entries with id -1 (unrouted) are skipped.
     pub fn release_batch(&self, ids: &[i64], costs: &[u64]) -> Result<()> {

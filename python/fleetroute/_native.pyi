@@ -158,6 +158,12 @@ class Router:
     def report_kv_utilisation(self, acc_id: int, utilisation: float) -> None:
         """Records a replica's reported KV-cache utilisation (0 to 1) for
         ``endpoint_picker``; other strategies check and ignore it."""
+    def report_latencies(
+        self, ids: npt.ArrayLike, latencies: Sequence[float], now: float | None = None
+    ) -> None:
+        """``report_latency`` for many replicas at once; all or none."""
+    def report_kv_utilisations(self, ids: npt.ArrayLike, utilisations: Sequence[float]) -> None:
+        """``report_kv_utilisation`` for many replicas at once; all or none."""
     def report_adapters(self, acc_id: int, adapters: Sequence[str]) -> None:
         """Records the LoRA adapters a replica reports loaded (replacing its last
         report), for ``endpoint_picker``; other strategies ignore it."""
@@ -169,6 +175,8 @@ class Router:
         costs: npt.ArrayLike,
         keys: Iterable[_Key] | None = None,
         priority: int = 0,
+        prompts: Iterable[str | bytes | Sequence[int]] | None = None,
+        adapters: Sequence[str | None] | None = None,
     ) -> npt.NDArray[np.int64]:
         """Routes a batch with the GIL released; -1 where nothing fit."""
     def release_batch(self, ids: npt.ArrayLike, costs: npt.ArrayLike) -> None:

@@ -414,6 +414,29 @@ impl PyRouter {
             .py()
     }
 
+    /// Feeds many latencies (seconds) at once; all or none.
+    #[pyo3(signature = (ids, latencies, now = None))]
+    fn report_latencies(
+        &self,
+        ids: &Bound<'_, PyAny>,
+        latencies: Vec<f64>,
+        now: Option<f64>,
+    ) -> PyResult<()> {
+        let ids = non_negative_vec(&int_array(ids, "ids")?, "ids")?;
+        let now_ns = now.map(seconds_to_ns).transpose()?;
+        self.inner.report_latencies(&ids, &latencies, now_ns).py()
+    }
+
+    /// Records many KV-cache utilisation reports at once; all or none.
+    fn report_kv_utilisations(
+        &self,
+        ids: &Bound<'_, PyAny>,
+        utilisations: Vec<f64>,
+    ) -> PyResult<()> {
+        let ids = non_negative_vec(&int_array(ids, "ids")?, "ids")?;
+        self.inner.report_kv_utilisations(&ids, &utilisations).py()
+    }
+
     /// Records the LoRA adapters replica `acc_id` reports loaded (replacing its last
     /// report), for `endpoint_picker`; other strategies ignore it.
     fn report_adapters(&self, acc_id: i64, adapters: Vec<String>) -> PyResult<()> {
@@ -441,13 +464,16 @@ impl PyRouter {
     }
 
     /// Routes a whole batch in Rust with the GIL released; -1 where nothing fit.
-    #[pyo3(signature = (costs, keys = None, priority = 0))]
+    /// `prompts` and `adapters` (one per request) feed cache-aware strategies.
+    #[pyo3(signature = (costs, keys = None, priority = 0, prompts = None, adapters = None))]
     fn route_batch<'py>(
         &self,
         py: Python<'py>,
         costs: &Bound<'py, PyAny>,
         keys: Option<&Bound<'py, PyAny>>,
         priority: i64,
+        prompts: Option<&Bound<'py, PyAny>>,
+        adapters: Option<Vec<Option<String>>>,
     ) -> PyResult<Bound<'py, PyArray1<i64>>> {
         let costs = non_negative_vec(&int_array(costs, "costs")?, "costs")?;
         let keys: Option<Vec<u64>> = match keys {
@@ -461,8 +487,56 @@ impl PyRouter {
         let priority = priority_from(priority)?;
         let mut out = vec![0i64; costs.len()];
         let router = &self.inner;
-        py.detach(|| router.route_batch(&costs, keys.as_deref(), priority, &mut out))
-            .py()?;
+        if prompts.is_none() && adapters.is_none() {
+            py.detach(|| router.route_batch(&costs, keys.as_deref(), priority, &mut out))
+                .py()?;
+            return Ok(PyArray1::from_vec(py, out));
+        }
+        let per_request = |given: usize, what: &'static str| -> PyResult<()> {
+            if given != costs.len() {
+                return Err(RouterError::invalid(
+                    what,
+                    format!("{given} {what} for {} costs", costs.len()),
+                ))
+                .py();
+            }
+            Ok(())
+        };
+        if let Some(keys) = &keys {
+            per_request(keys.len(), "keys")?;
+        }
+        let block_size = router.strategy().prefix_block_size();
+        let blocks: Option<Vec<Vec<u64>>> = match (prompts, block_size) {
+            (Some(prompts), Some(block_size)) => Some(
+                prompts
+                    .try_iter()?
+                    .map(|p| prompt_blocks(&p?, block_size))
+                    .collect::<PyResult<Vec<Vec<u64>>>>()?,
+            ),
+            _ => None,
+        };
+        if let Some(blocks) = &blocks {
+            per_request(blocks.len(), "prompts")?;
+        }
+        if let Some(adapters) = &adapters {
+            per_request(adapters.len(), "adapters")?;
+        }
+        let decisions = (0..costs.len())
+            .map(|i| {
+                Ok(Decision {
+                    demand: router.demand(costs[i], priority).py()?,
+                    key: keys.as_ref().map(|k| k[i]),
+                    candidates: None,
+                    prefix: blocks.as_ref().map(|b| b[i].as_slice()),
+                    adapter: adapters
+                        .as_ref()
+                        .and_then(|a| a[i].as_ref())
+                        .map(|name| hash_bytes(name.as_bytes())),
+                    now_ns: None,
+                })
+            })
+            .collect::<PyResult<Vec<Decision<'_>>>>()?;
+        py.detach(|| router.route_many(&decisions, &mut out)).py()?;
         Ok(PyArray1::from_vec(py, out))
     }
 

@@ -107,6 +107,7 @@ pub mod event;
 pub mod metrics;
 pub mod prefix;
 pub mod report;
+pub mod table;
 pub mod workload;
 
 pub use cluster::Cluster;

@@ -11,6 +11,7 @@ use serde::ser::{Serialize, SerializeStruct, Serializer};
 use super::cluster::Cluster;
 use super::config::SimConfig;
 use super::metrics::Summary;
+use super::table::Column;
 use crate::error::Result;
 
 /// The scenario every strategy of a run shares.
@@ -239,11 +240,9 @@ pub fn render(reports: &[StrategyReport], format: Format) -> String {
     }
 }
 
-type Column = (&'static str, fn(&StrategyReport) -> String);
-
 /// The table's columns: title and cell. The first column is left-aligned, the others
 /// right-aligned; the Python CLI prints the same layout.
-const COLUMNS: &[Column] = &[
+const COLUMNS: &[Column<StrategyReport>] = &[
     ("strategy", |r| r.strategy.clone()),
     ("done/s", |r| format!("{:.1}", r.summary.throughput)),
     ("mean s", |r| {
@@ -259,51 +258,9 @@ const COLUMNS: &[Column] = &[
     ("decisions/s", |r| format!("{:.0}", r.decisions_per_second)),
 ];
 
-/// An aligned text table: a title row, a rule, one row per report.
+/// An aligned text table: a title row, a rule, one row per strategy.
 pub fn render_table(reports: &[StrategyReport]) -> String {
-    let cells: Vec<Vec<String>> = reports
-        .iter()
-        .map(|r| COLUMNS.iter().map(|(_, cell)| cell(r)).collect())
-        .collect();
-    let widths: Vec<usize> = COLUMNS
-        .iter()
-        .enumerate()
-        .map(|(i, (title, _))| {
-            cells
-                .iter()
-                .map(|row| row[i].len())
-                .chain([title.len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    let mut line = |row: &[String]| {
-        let text: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(i, (cell, &w))| {
-                if i == 0 {
-                    format!("{cell:<w$}")
-                } else {
-                    format!("{cell:>w$}")
-                }
-            })
-            .collect();
-        let _ = writeln!(out, "{}", text.join("  ").trim_end());
-    };
-    line(
-        &COLUMNS
-            .iter()
-            .map(|(t, _)| t.to_string())
-            .collect::<Vec<_>>(),
-    );
-    line(&widths.iter().map(|&w| "-".repeat(w)).collect::<Vec<_>>());
-    for row in &cells {
-        line(row);
-    }
-    out
+    crate::sim::table::render_columns(reports, COLUMNS)
 }
 
 /// A pretty JSON array with one object per report.

@@ -1,11 +1,10 @@
 //! The benchmark's results: one [`PrefixReport`] per strategy, rendered as an
 //! aligned table (with a scenario header) or JSON.
 
-use std::fmt::Write as _;
-
 use serde::Serialize;
 
 use super::config::{PrefixSimConfig, BLOCK_TOKENS};
+use crate::sim::table::Column;
 
 /// The scenario every strategy ran, for the table header and the JSON output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -161,9 +160,7 @@ pub fn set_p2c_baseline(reports: &mut [PrefixReport]) {
     }
 }
 
-type Cell = fn(&PrefixReport) -> String;
-
-const COLUMNS: &[(&str, Cell)] = &[
+const COLUMNS: &[Column<PrefixReport>] = &[
     ("strategy", |r| r.strategy.clone()),
     ("hit %", |r| format!("{:.1}", 100.0 * r.cache_hit_rate)),
     ("done/s", |r| format!("{:.2}", r.throughput)),
@@ -185,49 +182,7 @@ const COLUMNS: &[(&str, Cell)] = &[
 
 /// An aligned text table: a title row, a rule, one row per strategy.
 pub fn render_table(reports: &[PrefixReport]) -> String {
-    let cells: Vec<Vec<String>> = reports
-        .iter()
-        .map(|r| COLUMNS.iter().map(|(_, cell)| cell(r)).collect())
-        .collect();
-    let widths: Vec<usize> = COLUMNS
-        .iter()
-        .enumerate()
-        .map(|(i, (title, _))| {
-            cells
-                .iter()
-                .map(|row| row[i].len())
-                .chain([title.len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    let mut line = |row: &[String]| {
-        let text: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(i, (cell, &w))| {
-                if i == 0 {
-                    format!("{cell:<w$}")
-                } else {
-                    format!("{cell:>w$}")
-                }
-            })
-            .collect();
-        let _ = writeln!(out, "{}", text.join("  ").trim_end());
-    };
-    line(
-        &COLUMNS
-            .iter()
-            .map(|(t, _)| t.to_string())
-            .collect::<Vec<_>>(),
-    );
-    line(&widths.iter().map(|&w| "-".repeat(w)).collect::<Vec<_>>());
-    for row in &cells {
-        line(row);
-    }
-    out
+    crate::sim::table::render_columns(reports, COLUMNS)
 }
 
 #[derive(Serialize)]

@@ -90,7 +90,14 @@ impl Default for SimConfig {
     }
 }
 
-fn finite_at_least(what: &'static str, value: f64, min: f64, strict: bool) -> Result<()> {
+/// Checks that `value` is finite and above `min` (or at least `min` when not
+/// `strict`), naming `what` otherwise.
+pub(crate) fn finite_at_least(
+    what: &'static str,
+    value: f64,
+    min: f64,
+    strict: bool,
+) -> Result<()> {
     let ok = value.is_finite() && if strict { value > min } else { value >= min };
     if ok {
         return Ok(());

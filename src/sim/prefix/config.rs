@@ -2,6 +2,7 @@
 //! strategies to compare. See the [module docs](super) for the model.
 
 use crate::error::{Result, RouterError};
+use crate::sim::config::finite_at_least;
 use crate::strategy::{Strategy, StrategyOptions};
 
 /// Strategies compared by default, each on the same arrivals.
@@ -104,18 +105,6 @@ impl Default for PrefixSimConfig {
             warmup: 0.1,
         }
     }
-}
-
-fn finite_at_least(what: &'static str, value: f64, min: f64, strict: bool) -> Result<()> {
-    let ok = value.is_finite() && if strict { value > min } else { value >= min };
-    if ok {
-        return Ok(());
-    }
-    let relation = if strict { ">" } else { ">=" };
-    Err(RouterError::invalid(
-        what,
-        format!("{what} must be a finite number {relation} {min} (got {value})"),
-    ))
 }
 
 fn at_least_one(what: &'static str, value: u64) -> Result<()> {

@@ -211,19 +211,30 @@ impl Router {
         self.route_decision(&decision)
     }
 
-    /// Routes one fully described decision (key, candidates, the caller's clock) and
-    /// returns the accelerator id that took its load, or `None`.
-    pub fn route_decision(&self, decision: &Decision<'_>) -> Result<Option<u64>> {
-        if decision.key.is_none() && self.strategy.uses_key() {
+    /// Refuses a decision without a key under a strategy that routes by key.
+    fn require_key(&self, has_key: bool) -> Result<()> {
+        if !has_key && self.strategy.uses_key() {
             return Err(RouterError::invalid(
                 "key",
                 format!("strategy {} routes by key; pass key=", self.strategy.name()),
             ));
         }
-        let mut rng = LazyRng {
+        Ok(())
+    }
+
+    /// A random source seeded from the router's stream only if a strategy draws.
+    fn lazy_rng(&self) -> LazyRng<'_> {
+        LazyRng {
             seeds: &self.seeds,
             rng: None,
-        };
+        }
+    }
+
+    /// Routes one fully described decision (key, candidates, the caller's clock) and
+    /// returns the accelerator id that took its load, or `None`.
+    pub fn route_decision(&self, decision: &Decision<'_>) -> Result<Option<u64>> {
+        self.require_key(decision.key.is_some())?;
+        let mut rng = self.lazy_rng();
         Ok(self
             .route_slot(decision, &mut rng)
             .map(|slot| self.fleet.state(slot).id()))
@@ -238,16 +249,8 @@ impl Router {
         template: &Decision<'_>,
         tolerance: f64,
     ) -> Result<Option<(usize, u64)>> {
-        if template.key.is_none() && self.strategy.uses_key() {
-            return Err(RouterError::invalid(
-                "key",
-                format!("strategy {} routes by key; pass key=", self.strategy.name()),
-            ));
-        }
-        let mut rng = LazyRng {
-            seeds: &self.seeds,
-            rng: None,
-        };
+        self.require_key(template.key.is_some())?;
+        let mut rng = self.lazy_rng();
         Ok(route_joint(self, models, template, tolerance, &mut rng)?
             .map(|choice| (choice.model, self.fleet.state(choice.slot).id())))
     }

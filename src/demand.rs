@@ -222,6 +222,13 @@ impl<'a> Decision<'a> {
         }
     }
 
+    /// The allowed slots that could take the demand now (advisory: no change).
+    pub fn fitting_slots<'f>(&'f self, fleet: &'f Fleet) -> impl Iterator<Item = Slot> + 'f {
+        (0..self.domain(fleet))
+            .map(|i| self.nth(i))
+            .filter(|&slot| self.demand.fits(fleet.state(slot)))
+    }
+
     /// Number of slots a uniform sample is drawn from.
     #[inline]
     pub fn domain(&self, fleet: &Fleet) -> usize {

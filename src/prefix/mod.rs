@@ -13,7 +13,7 @@
 //!
 //! - [`block_hash`]: the prompt (bytes or token ids) as chained hashes of whole
 //!   blocks, each naming its entire prefix.
-//! - [`prefix_index`]: [`PrefixIndex`], block hash → the replica slots that recently
+//! - [`prefix_index`]: [`PrefixIndex, PrefixMatches`], block hash → the replica slots that recently
 //!   served that prefix, LRU-evicted under a hard `max_blocks` bound, in mutex-guarded
 //!   shards (the one lock on the routing path; see its docs for why).
 //! - [`affinity`]: [`choose_replica`], the balance-guard / cache-hit / least-loaded
@@ -41,4 +41,6 @@ pub use affinity::{
     DEFAULT_BLOCK_BYTES, DEFAULT_BLOCK_TOKENS,
 };
 pub use block_hash::{prefix_block_hashes, prefix_block_hashes_tokens, validate_block_size};
-pub use prefix_index::{PrefixIndex, DEFAULT_SHARDS, MAX_BLOCKS_LIMIT, SLOTS_PER_BLOCK};
+pub use prefix_index::{
+    PrefixIndex, PrefixMatches, DEFAULT_SHARDS, MAX_BLOCKS_LIMIT, SLOTS_PER_BLOCK,
+};

@@ -473,6 +473,19 @@ impl PrefixIndex {
         matches
     }
 
+    /// The matches of a request's `blocks`, ready to ask per replica (an empty
+    /// prompt matches nothing and costs no lookup).
+    pub fn matches(&self, blocks: &[u64]) -> PrefixMatches {
+        PrefixMatches {
+            matches: if blocks.is_empty() {
+                Vec::new()
+            } else {
+                self.longest_match(blocks)
+            },
+            total: blocks.len(),
+        }
+    }
+
     /// Removes `slot` from every block (the replica left the fleet); blocks that no
     /// other slot holds are dropped and their room freed.
     ///
@@ -509,6 +522,32 @@ impl PrefixIndex {
             + (0..self.shards.len())
                 .map(|shard| self.lock(shard).heap_bytes())
                 .sum::<usize>()
+    }
+}
+
+/// A request's prefix matches: per replica, how many of its leading blocks it holds.
+#[derive(Debug, Clone, Default)]
+pub struct PrefixMatches {
+    matches: Vec<(u32, usize)>,
+    total: usize,
+}
+
+impl PrefixMatches {
+    /// Leading blocks of the request that `slot` holds (at most the request's).
+    pub fn blocks(&self, slot: u32) -> usize {
+        self.matches
+            .iter()
+            .find(|&&(s, _)| s == slot)
+            .map_or(0, |&(_, m)| m.min(self.total))
+    }
+
+    /// The share of the request's blocks that `slot` holds, in `[0, 1]`.
+    pub fn share(&self, slot: u32) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            self.blocks(slot) as f64 / self.total as f64
+        }
     }
 }
 

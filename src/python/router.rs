@@ -60,25 +60,6 @@ fn prompt_blocks(prompt: &Bound<'_, PyAny>, block_size: usize) -> PyResult<Vec<u
     prefix_block_hashes_tokens(&tokens, block_size).py()
 }
 
-/// The endpoint picker's weights when any is given (the others keep their defaults).
-fn scorer_weights(
-    queue: Option<f64>,
-    kv_cache: Option<f64>,
-    prefix: Option<f64>,
-    adapter: Option<f64>,
-) -> Option<ScorerWeights> {
-    if queue.is_none() && kv_cache.is_none() && prefix.is_none() && adapter.is_none() {
-        return None;
-    }
-    let defaults = ScorerWeights::default();
-    Some(ScorerWeights {
-        queue: queue.unwrap_or(defaults.queue),
-        kv_cache: kv_cache.unwrap_or(defaults.kv_cache),
-        prefix: prefix.unwrap_or(defaults.prefix),
-        adapter: adapter.unwrap_or(defaults.adapter),
-    })
-}
-
 fn priority_from(priority: i64) -> PyResult<u32> {
     Ok(u32::try_from(non_negative(priority, "priority")?).unwrap_or(u32::MAX))
 }
@@ -164,7 +145,7 @@ impl PyRouter {
             balance_rel_threshold,
             block_size: count(block_size, "block_size")?,
             max_prefix_blocks: count(max_prefix_blocks, "max_prefix_blocks")?,
-            scorer_weights: scorer_weights(
+            scorer_weights: ScorerWeights::overriding(
                 queue_weight,
                 kv_cache_weight,
                 prefix_weight,

@@ -65,27 +65,16 @@ impl CacheAware {
     /// decision without a prompt is a cache miss).
     pub fn pick(&self, fleet: &Fleet, decision: &Decision<'_>) -> Option<Slot> {
         let blocks = decision.prefix.unwrap_or(&[]);
-        let matches = if blocks.is_empty() {
-            Vec::new()
-        } else {
-            self.index.longest_match(blocks)
-        };
-        let matched = |slot: Slot| {
-            matches
-                .iter()
-                .find(|&&(s, _)| s == slot)
-                .map_or(0, |&(_, blocks)| blocks)
-        };
-        let mut candidates: Vec<AffinityCandidate> = (0..decision.domain(fleet))
-            .map(|i| decision.nth(i))
-            .filter(|&slot| decision.demand.fits(fleet.state(slot)))
+        let matches = self.index.matches(blocks);
+        let mut candidates: Vec<AffinityCandidate> = decision
+            .fitting_slots(fleet)
             .map(|slot| {
                 let state = fleet.state(slot);
                 AffinityCandidate {
                     slot,
                     load: state.load(),
                     capacity: state.capacity(),
-                    matched_blocks: matched(slot),
+                    matched_blocks: matches.blocks(slot),
                 }
             })
             .collect();

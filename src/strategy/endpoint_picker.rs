@@ -58,6 +58,27 @@ impl Default for ScorerWeights {
     }
 }
 
+impl ScorerWeights {
+    /// The defaults with any given weight replaced; `None` when none is given.
+    pub fn overriding(
+        queue: Option<f64>,
+        kv_cache: Option<f64>,
+        prefix: Option<f64>,
+        adapter: Option<f64>,
+    ) -> Option<Self> {
+        if queue.is_none() && kv_cache.is_none() && prefix.is_none() && adapter.is_none() {
+            return None;
+        }
+        let defaults = ScorerWeights::default();
+        Some(ScorerWeights {
+            queue: queue.unwrap_or(defaults.queue),
+            kv_cache: kv_cache.unwrap_or(defaults.kv_cache),
+            prefix: prefix.unwrap_or(defaults.prefix),
+            adapter: adapter.unwrap_or(defaults.adapter),
+        })
+    }
+}
+
 /// Configuration of the endpoint picker.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PickerConfig {
@@ -227,15 +248,8 @@ impl EndpointPicker {
         rng: &mut R,
     ) -> Option<Slot> {
         let blocks = decision.prefix.unwrap_or(&[]);
-        let matches = if blocks.is_empty() {
-            Vec::new()
-        } else {
-            self.index.longest_match(blocks)
-        };
-        let fitting: Vec<Slot> = (0..decision.domain(fleet))
-            .map(|i| decision.nth(i))
-            .filter(|&slot| decision.demand.fits(fleet.state(slot)))
-            .collect();
+        let matches = self.index.matches(blocks);
+        let fitting: Vec<Slot> = decision.fitting_slots(fleet).collect();
         let below_limit: Vec<Slot> = fitting
             .iter()
             .copied()
@@ -253,15 +267,7 @@ impl EndpointPicker {
                 let state = fleet.state(slot);
                 let queue = 1.0 - (state.utilisation()).min(1.0);
                 let kv = 1.0 - self.kv_utilisation(slot);
-                let matched = matches
-                    .iter()
-                    .find(|&&(s, _)| s == slot)
-                    .map_or(0, |&(_, m)| m.min(blocks.len()));
-                let prefix = if blocks.is_empty() {
-                    0.0
-                } else {
-                    matched as f64 / blocks.len() as f64
-                };
+                let prefix = matches.share(slot);
                 let adapter = match decision.adapter {
                     Some(adapter) if self.has_adapter(slot, adapter) => 1.0,
                     _ => 0.0,

@@ -107,15 +107,11 @@ impl LeastConnections {
     /// Exact scan over the allowed accelerators: the least utilised that fits.
     fn pick_by_scan(&self, fleet: &Fleet, decision: &Decision<'_>) -> Option<Slot> {
         for _ in 0..TREE_ATTEMPTS {
-            let n = decision.domain(fleet);
-            let best = (0..n)
-                .map(|i| decision.nth(i))
-                .filter(|&slot| decision.demand.fits(fleet.state(slot)))
-                .min_by(|&a, &b| {
-                    let (sa, sb) = (fleet.state(a), fleet.state(b));
-                    ((sa.load() as u128) * sb.capacity() as u128)
-                        .cmp(&((sb.load() as u128) * sa.capacity() as u128))
-                })?;
+            let best = decision.fitting_slots(fleet).min_by(|&a, &b| {
+                let (sa, sb) = (fleet.state(a), fleet.state(b));
+                ((sa.load() as u128) * sb.capacity() as u128)
+                    .cmp(&((sb.load() as u128) * sa.capacity() as u128))
+            })?;
             if decision.demand.try_take(fleet.state(best)) {
                 self.refresh(fleet, best);
                 return Some(best);

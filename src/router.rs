@@ -240,6 +240,19 @@ impl Router {
             .map(|slot| self.fleet.state(slot).id()))
     }
 
+    /// Routes to the first candidate, in the candidates' order, that can take the
+    /// demand: a strict preference order (a fallback chain), blind to load except
+    /// for the capacity check. Returns the accelerator id that took the load.
+    pub fn route_in_order(&self, demand: Demand, candidates: &Candidates) -> Option<u64> {
+        let decision = Decision {
+            candidates: Some(candidates),
+            ..Decision::new(demand)
+        };
+        let slot = decision.first_fit(&self.fleet, 0)?;
+        self.strategy.after_take(&self.fleet, slot, demand.cost);
+        Some(self.fleet.state(slot).id())
+    }
+
     /// The joint decision ([`crate::joint`]): the best model group by score, the
     /// roomiest model within it, a replica by the strategy. Returns the chosen
     /// model's index and the replica's id.

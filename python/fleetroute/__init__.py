@@ -7,6 +7,7 @@ with live load counters and the selection strategies. This package re-exports it
 from fleetroute._native import (
     STRATEGIES,
     Accelerator,
+    CandidateSet,
     KeyedTokenBucket,
     Request,
     Router,
@@ -20,6 +21,7 @@ from fleetroute._native import (
 __all__ = [
     "STRATEGIES",
     "Accelerator",
+    "CandidateSet",
     "KeyedTokenBucket",
     "Request",
     "Router",

@@ -14,6 +14,7 @@ import numpy.typing as npt
 __all__ = [
     "STRATEGIES",
     "Accelerator",
+    "CandidateSet",
     "KeyedTokenBucket",
     "Request",
     "Router",
@@ -66,6 +67,16 @@ class Request:
     def cost(self) -> int: ...
     @property
     def priority(self) -> int: ...
+
+@final
+class CandidateSet:
+    """Allowed accelerators resolved once against one router (``Router.candidate_set``);
+    passing it as ``candidates`` costs O(1) per request instead of O(fleet)."""
+
+    def __len__(self) -> int: ...
+    def __contains__(self, acc_id: int, /) -> bool: ...
+    def ids(self) -> list[int]:
+        """The allowed accelerator ids, in the set's order."""
 
 @final
 class Router:
@@ -125,7 +136,7 @@ class Router:
         cost: int = 1,
         priority: int = 0,
         key: _Key | None = None,
-        candidates: Sequence[int] | npt.NDArray[np.bool_] | None = None,
+        candidates: CandidateSet | Sequence[int] | npt.NDArray[np.bool_] | None = None,
         now: float | None = None,
         prompt: str | bytes | Sequence[int] | None = None,
         adapter: str | None = None,
@@ -137,6 +148,19 @@ class Router:
         clock) is read by time-aware strategies (``peak_ewma``); ``prompt`` (text, bytes
         or token ids) by ``cache_aware`` and ``endpoint_picker``, and ignored by the
         others."""
+    def candidate_set(
+        self, candidates: CandidateSet | Sequence[int] | npt.NDArray[np.bool_]
+    ) -> CandidateSet:
+        """Resolves ``candidates`` (ids, kept in the order given, or a boolean mask in
+        registration order) once, for many ``route`` calls."""
+    def route_in_order(
+        self,
+        candidates: CandidateSet | Sequence[int] | npt.NDArray[np.bool_],
+        cost: int = 1,
+        priority: int = 0,
+    ) -> int | None:
+        """Routes to the first of ``candidates``, in their order, that can take the load:
+        a strict preference order, blind to load except for the capacity check."""
     def route_joint(
         self,
         models: Sequence[tuple[float, Sequence[int]]],
@@ -199,6 +223,9 @@ class TokenBucket:
     def try_acquire_retry_after(self, n: int = 1, now: float | None = None) -> float:
         """Seconds to wait before ``n`` tokens would be granted; 0.0 means granted
         now (and taken)."""
+    def refund(self, n: int = 1) -> None:
+        """Gives back ``n`` tokens of an earlier grant that went unused (never past
+        ``burst``)."""
     @property
     def rate_per_s(self) -> float: ...
     @property
@@ -211,6 +238,8 @@ class KeyedTokenBucket:
     def __new__(cls, rate_per_s: float, burst: float) -> KeyedTokenBucket: ...
     def try_acquire(self, key: _Key, n: int = 1, now: float | None = None) -> bool: ...
     def try_acquire_retry_after(self, key: _Key, n: int = 1, now: float | None = None) -> float: ...
+    def refund(self, key: _Key, n: int = 1) -> None:
+        """Gives back ``n`` tokens to ``key``'s bucket from a grant that went unused."""
     def retain_active(self, now: float | None = None) -> int:
         """Drops keys whose bucket is full again (lossless); returns how many."""
     def __len__(self) -> int: ...

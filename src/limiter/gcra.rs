@@ -189,6 +189,16 @@ impl Gcra {
         }
     }
 
+    /// The TAT after giving back `n` tokens granted earlier: `tat - n * T`, never
+    /// below 0. Any TAT at or below the caller's now already means a full bucket, so
+    /// a refund never creates tokens beyond `burst`; it undoes exactly the grant it
+    /// refunds when nothing was granted in between, and returns the same number of
+    /// tokens when something was.
+    #[inline]
+    pub(crate) fn refund(&self, tat: u64, n: u32) -> u64 {
+        tat.saturating_sub(u64::from(n).saturating_mul(self.emission_ns))
+    }
+
     /// Tokens in the equivalent bucket at `now_ns` given `tat`: in `[0, burst]`,
     /// fractional between refills. Informational (metrics), not a promise that a
     /// concurrent acquire will succeed.

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::gcra::{Gcra, Step, NEVER_TAT};
-use super::token_bucket::{acquire_on, nanos_since, Acquire};
+use super::token_bucket::{acquire_on, nanos_since, refund_on, Acquire};
 use crate::error::Result;
 
 /// One token bucket per `u64` key, all with the same rate and burst.
@@ -110,6 +110,19 @@ impl KeyedTokenBucket {
     /// As [`Self::try_acquire_at`].
     pub fn try_acquire(&self, key: u64, n: u32) -> Result<Acquire> {
         self.try_acquire_at(key, n, self.now_ns())
+    }
+
+    /// Gives back `n` tokens to `key`'s bucket (see [`super::TokenBucket::refund`]).
+    /// An unknown or pruned key is already full, so nothing changes for it.
+    ///
+    /// # Errors
+    /// [`crate::RouterError::InvalidArgument`] naming `n` when `n > burst`.
+    pub fn refund(&self, key: u64, n: u32) -> Result<()> {
+        self.gcra.check_n(n)?;
+        if let Some(state) = self.states.pin().get(&key) {
+            refund_on(&self.gcra, state, n, Some(NEVER_TAT));
+        }
+        Ok(())
     }
 
     /// Tokens in `key`'s bucket at `now_ns`, in `[0, burst]`; `burst` for an
@@ -205,6 +218,23 @@ mod tests {
         assert_eq!((l.rate_per_s(), l.burst()), (4.0, 2.0));
         assert!(l.is_empty());
         assert!(format!("{l:?}").contains("KeyedTokenBucket"));
+    }
+
+    #[test]
+    fn refund_returns_tokens_to_one_key_only() {
+        let limiter = KeyedTokenBucket::new(1.0, 2.0).unwrap();
+        let now = 7 * 1_000_000_000;
+        for key in [1, 2] {
+            for _ in 0..2 {
+                assert!(limiter.try_acquire_at(key, 1, now).unwrap().is_granted());
+            }
+        }
+        limiter.refund(1, 1).unwrap();
+        limiter.refund(99, 1).unwrap(); // unknown: already full, nothing created
+        assert_eq!(limiter.len(), 2);
+        assert!(limiter.try_acquire_at(1, 1, now).unwrap().is_granted());
+        assert!(!limiter.try_acquire_at(2, 1, now).unwrap().is_granted());
+        assert!(limiter.refund(1, 3).is_err());
     }
 
     #[test]

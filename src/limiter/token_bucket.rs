@@ -93,6 +93,15 @@ pub(crate) fn acquire_on(
     }
 }
 
+/// Gives `n` tokens back to `state` ([`Gcra::refund`]), leaving a `retired` state
+/// untouched (a retired key is already full).
+#[inline]
+pub(crate) fn refund_on(gcra: &Gcra, state: &AtomicU64, n: u32, retired: Option<u64>) {
+    let _ = state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |tat| {
+        (Some(tat) != retired).then(|| gcra.refund(tat, n))
+    });
+}
+
 /// Nanoseconds since `epoch` on the monotonic clock, saturating at `u64::MAX`.
 #[inline]
 pub(crate) fn nanos_since(epoch: Instant) -> u64 {
@@ -159,6 +168,19 @@ impl TokenBucket {
         self.try_acquire_at(n, self.now_ns())
     }
 
+    /// Gives back `n` tokens taken by an earlier grant that was not used (a request
+    /// admitted here but refused by a later limit). Never fills the bucket past
+    /// `burst`.
+    ///
+    /// # Errors
+    /// [`crate::RouterError::InvalidArgument`] naming `n` when `n > burst` (no grant
+    /// could have taken that many). The bucket is unchanged.
+    pub fn refund(&self, n: u32) -> Result<()> {
+        self.gcra.check_n(n)?;
+        refund_on(&self.gcra, &self.tat, n, None);
+        Ok(())
+    }
+
     /// Tokens available at `now_ns`, in `[0, burst]` (fractional between
     /// refills). For metrics: a concurrent acquire may take them first.
     pub fn available_at(&self, now_ns: u64) -> f64 {
@@ -223,6 +245,28 @@ mod tests {
         }
         let b = TokenBucket::new(2.5, 7.0).unwrap();
         assert_eq!((b.rate_per_s(), b.burst()), (2.5, 7.0));
+    }
+
+    #[test]
+    fn refund_undoes_a_grant_and_never_overfills() {
+        let b = TokenBucket::new(10.0, 3.0).unwrap();
+        let t0 = 5 * SEC;
+        for _ in 0..3 {
+            assert!(granted(&b, 1, t0));
+        }
+        assert!(!granted(&b, 1, t0));
+        b.refund(2).unwrap();
+        assert!(granted(&b, 2, t0));
+        assert!(!granted(&b, 1, t0));
+        // Refunds into a full bucket are lost, not stored beyond `burst`.
+        let full = TokenBucket::new(10.0, 3.0).unwrap();
+        full.refund(3).unwrap();
+        full.refund(3).unwrap();
+        for _ in 0..3 {
+            assert!(granted(&full, 1, t0));
+        }
+        assert!(!granted(&full, 1, t0));
+        assert_eq!(invalid_what(b.refund(4)).0, "n");
     }
 
     #[test]

@@ -57,6 +57,12 @@ impl PyTokenBucket {
         Ok(retry_after(self.acquire(n, now)?))
     }
 
+    /// Gives back `n` tokens of an earlier grant that went unused.
+    #[pyo3(signature = (n = 1))]
+    fn refund(&self, n: i64) -> PyResult<()> {
+        self.inner.refund(tokens(n)?).py()
+    }
+
     #[getter]
     fn rate_per_s(&self) -> f64 {
         self.inner.rate_per_s()
@@ -117,6 +123,12 @@ impl PyKeyedTokenBucket {
         now: Option<f64>,
     ) -> PyResult<f64> {
         Ok(retry_after(self.acquire(key, n, now)?))
+    }
+
+    /// Gives back `n` tokens to `key`'s bucket from an earlier grant that went unused.
+    #[pyo3(signature = (key, n = 1))]
+    fn refund(&self, key: &Bound<'_, PyAny>, n: i64) -> PyResult<()> {
+        self.inner.refund(key_from_py(key)?, tokens(n)?).py()
     }
 
     /// Drops keys whose bucket is full again (lossless); returns how many.

@@ -2,6 +2,7 @@
 //! made by the core types these wrap.
 
 mod accelerator;
+mod candidates;
 mod conversion;
 mod limiter;
 mod router;
@@ -16,6 +17,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<accelerator::PyAccelerator>()?;
     m.add_class::<accelerator::PyRequest>()?;
     m.add_class::<router::PyRouter>()?;
+    m.add_class::<candidates::PyCandidateSet>()?;
     m.add_class::<limiter::PyTokenBucket>()?;
     m.add_class::<limiter::PyKeyedTokenBucket>()?;
     m.add_function(wrap_pyfunction!(conversion::jump_hash, m)?)?;

@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 
 use super::accelerator::{PyAccelerator, PyRequest};
+use super::candidates::PyCandidateSet;
 use super::conversion::{
     int_array, key_from_py, non_negative, optional_u64, seconds_to_ns, to_py_err, IntoPyResult,
 };
@@ -308,7 +309,15 @@ impl PyRouter {
         adapter: Option<&str>,
     ) -> PyResult<Option<u64>> {
         let key = key.map(key_from_py).transpose()?;
-        let candidates = self.candidates(candidates)?;
+        let resolved;
+        let candidates = match candidates.map(|c| c.cast::<PyCandidateSet>()) {
+            Some(Ok(set)) => Some(set.get().for_router(&self.inner)?),
+            Some(Err(_)) => {
+                resolved = self.candidates(candidates)?;
+                resolved.as_ref()
+            }
+            None => None,
+        };
         let blocks = match (prompt, self.inner.strategy().prefix_block_size()) {
             (Some(prompt), Some(block_size)) => Some(prompt_blocks(prompt, block_size)?),
             _ => None,
@@ -319,7 +328,7 @@ impl PyRouter {
                 .demand(non_negative(cost, "cost")?, priority_from(priority)?)
                 .py()?,
             key,
-            candidates: candidates.as_ref(),
+            candidates,
             prefix: blocks.as_deref(),
             adapter: adapter.map(|name| hash_bytes(name.as_bytes())),
             now_ns: now.map(seconds_to_ns).transpose()?,
@@ -434,6 +443,38 @@ impl PyRouter {
         self.inner
             .latency_estimate(non_negative(acc_id, "acc_id")?, now_ns)
             .py()
+    }
+
+    /// Resolves `candidates` (accelerator ids, kept in the order given, or a boolean
+    /// mask in registration order) once, for use with many `route` calls.
+    fn candidate_set(&self, candidates: &Bound<'_, PyAny>) -> PyResult<PyCandidateSet> {
+        if let Ok(set) = candidates.cast::<PyCandidateSet>() {
+            let resolved = set.get().for_router(&self.inner)?.clone();
+            return Ok(PyCandidateSet::new(Arc::clone(&self.inner), resolved));
+        }
+        let resolved = self.candidates(Some(candidates))?.unwrap_or_default();
+        Ok(PyCandidateSet::new(Arc::clone(&self.inner), resolved))
+    }
+
+    /// Routes to the first of `candidates`, in their order, that can take the load:
+    /// a strict preference order, blind to load except for the capacity check.
+    #[pyo3(signature = (candidates, cost = 1, priority = 0))]
+    fn route_in_order(
+        &self,
+        candidates: &Bound<'_, PyAny>,
+        cost: i64,
+        priority: i64,
+    ) -> PyResult<Option<u64>> {
+        let demand = self
+            .inner
+            .demand(non_negative(cost, "cost")?, priority_from(priority)?)
+            .py()?;
+        if let Ok(set) = candidates.cast::<PyCandidateSet>() {
+            let resolved = set.get().for_router(&self.inner)?;
+            return Ok(self.inner.route_in_order(demand, resolved));
+        }
+        let resolved = self.candidates(Some(candidates))?.unwrap_or_default();
+        Ok(self.inner.route_in_order(demand, &resolved))
     }
 
     /// Returns `cost` load units on `acc_id` when a request finishes.

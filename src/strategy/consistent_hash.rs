@@ -163,6 +163,15 @@ impl ConsistentHash {
         self.load_bound
     }
 
+    /// Must be told of load taken outside [`Self::pick`] (an ordered route), so
+    /// bounded loads track the load in flight.
+    #[inline]
+    pub fn on_take(&self, cost: u64) {
+        if self.load_bound.is_some() {
+            self.total_load.fetch_add(cost, Ordering::AcqRel);
+        }
+    }
+
     /// Must be told of every release so bounded loads track the load in flight.
     #[inline]
     pub fn on_release(&self, cost: u64) {

@@ -286,6 +286,16 @@ impl Strategy {
         }
     }
 
+    /// Must follow load taken on `slot` by anything but [`Self::pick`].
+    #[inline]
+    pub fn after_take(&self, fleet: &Fleet, slot: Slot, cost: u64) {
+        match self {
+            Strategy::LeastConnections(s) => s.refresh(fleet, slot),
+            Strategy::ConsistentHash(s) => s.on_take(cost),
+            _ => {}
+        }
+    }
+
     /// Must follow every release of load on `slot`.
     #[inline]
     pub fn after_release(&self, fleet: &Fleet, slot: Slot, cost: u64) {

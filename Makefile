@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "maturin>=1.7,<2"
-	$(PY) -m pip install --quiet numpy pytest pytest-benchmark pytest-timeout hypothesis ruff mypy
+	$(PY) -m pip install --quiet numpy httpx pytest pytest-benchmark pytest-timeout hypothesis ruff mypy
 	touch $(STAMP)
 
 $(VENV)/.native: $(STAMP) $(NATIVE_SOURCES)

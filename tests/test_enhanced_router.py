@@ -3,7 +3,10 @@ injected clock and seeded picks."""
 
 from __future__ import annotations
 
+import asyncio
+import http.server
 import random
+import threading
 
 import pytest
 
@@ -249,3 +252,54 @@ def test_bad_config_leaves_earlier_features_unchanged() -> None:
         )
     assert router.rate_limiter is limiter
     assert router.breaker is not None and router.breaker.failure_threshold == 5
+
+
+class _Health(http.server.BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self) -> None:
+        self.send_response(type(self).status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_active_health_checks_take_a_down_endpoint_out() -> None:
+    handler = type("Handler", (_Health,), {"status": 200})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        router = EnhancedRouter(features=["health_checks"], clock=ManualClock(), seed=1)
+        router.configure_advanced_features(
+            health_checks={"unhealthy_threshold": 2, "healthy_threshold": 1, "timeout": 5.0}
+        )
+        router.register_endpoints(
+            [
+                {"id": "served", "capacity": 4, "url": url},
+                {"id": "backup", "capacity": 4, "priority": 2},
+            ]
+        )
+        checker = router.health_checker
+        assert checker is not None
+
+        async def rounds(n: int) -> None:
+            for _ in range(n):
+                await checker.check_once()
+            await checker.aclose()
+
+        handler.status = 503
+        asyncio.run(rounds(2))
+        assert router.endpoint_status("served") == "unhealthy"
+        assert router.route_with_intelligence({}).endpoint_id == "backup"
+        handler.status = 200
+        asyncio.run(rounds(1))
+        assert router.endpoint_status("served") == "healthy"
+        assert router.route_with_intelligence({}).endpoint_id == "served"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -1,7 +1,9 @@
 """fleetroute: decides, for every AI inference request, where it goes.
 
 The routing core is Rust (``fleetroute._native``): a lock-free accelerator registry
-with live load counters and the selection strategies. This package re-exports it.
+with live load counters and the selection strategies. On top of it sit Python
+policies (``admission``, ``resilience``) and the routers the seeds name
+(``routers``); the most used names are re-exported here.
 """
 
 from fleetroute._native import (
@@ -17,15 +19,51 @@ from fleetroute._native import (
     jump_hash,
     simulate,
 )
+from fleetroute.admission import Priority, ResponseCache, TieredRateLimiter
+from fleetroute.clock import ManualClock
+from fleetroute.resilience import (
+    AnomalyDetector,
+    CircuitBreaker,
+    HealthChecker,
+    OutlierDetector,
+    RetryPolicy,
+    UpstreamError,
+)
+from fleetroute.routers import (
+    Alert,
+    BaseRouter,
+    Endpoint,
+    EnhancedRouter,
+    NoEndpointAvailable,
+    RouterMonitor,
+    RoutingResult,
+)
 
 __all__ = [
     "STRATEGIES",
     "Accelerator",
+    "Alert",
+    "AnomalyDetector",
+    "BaseRouter",
     "CandidateSet",
+    "CircuitBreaker",
+    "Endpoint",
+    "EnhancedRouter",
+    "HealthChecker",
     "KeyedTokenBucket",
+    "ManualClock",
+    "NoEndpointAvailable",
+    "OutlierDetector",
+    "Priority",
     "Request",
+    "ResponseCache",
+    "RetryPolicy",
     "Router",
+    "RouterMonitor",
+    "RoutingResult",
+    "TieredRateLimiter",
     "TokenBucket",
+    "UpstreamError",
     "__version__",
     "hash_key",
     "jump_hash",

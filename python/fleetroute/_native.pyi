@@ -74,9 +74,9 @@ class CandidateSet:
     passing it as ``candidates`` costs O(1) per request instead of O(fleet)."""
 
     def __len__(self) -> int: ...
-    def __contains__(self, acc_id: int, /) -> bool: ...
+    def __contains__(self, acc_id: object, /) -> bool: ...
     def ids(self) -> list[int]:
-        """The allowed accelerator ids, in the set's order."""
+        """The allowed accelerator ids, in the set's order (removed ones left out)."""
 
 @final
 class Router:

@@ -26,7 +26,10 @@ def parse_duration(value: str | float, what: str = "duration") -> float:
     if isinstance(value, bool):
         raise ValueError(f"{what} must be seconds or a string like '1h' (got {value!r})")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int beyond any float: refused below as not finite
+            seconds = math.inf
     elif isinstance(value, str):
         match = _PATTERN.match(value.lower())
         if match is None or match.group(2) not in _UNITS:

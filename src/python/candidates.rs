@@ -43,20 +43,23 @@ impl PyCandidateSet {
         self.candidates.len()
     }
 
-    fn __contains__(&self, acc_id: i64) -> bool {
-        u64::try_from(acc_id)
+    fn __contains__(&self, acc_id: &Bound<'_, PyAny>) -> bool {
+        acc_id
+            .extract::<u64>()
             .ok()
             .and_then(|id| self.router.fleet().slot_of(id).ok())
             .is_some_and(|slot| self.candidates.contains(slot))
     }
 
-    /// The allowed accelerator ids, in the set's order.
+    /// The allowed accelerator ids, in the set's order (removed ones left out).
     fn ids(&self) -> Vec<u64> {
         let fleet = self.router.fleet();
         self.candidates
             .slots()
             .iter()
-            .map(|&slot| fleet.state(slot).id())
+            .map(|&slot| fleet.state(slot))
+            .filter(|state| state.is_registered())
+            .map(|state| state.id())
             .collect()
     }
 

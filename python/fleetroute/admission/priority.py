@@ -65,7 +65,8 @@ def parse_priority(value: object) -> Priority:
     raise ValueError(f"priority must be a name or an int in 0..3 (got {value!r})")
 
 
-#: Utilisation at and above which each class is refused.
+#: Utilisation at and above which each class is refused; 1.0 means never (the
+#: capacity check in the core alone decides).
 DEFAULT_SHED_THRESHOLDS: Mapping[Priority, float] = {
     Priority.LOW: 0.8,
     Priority.NORMAL: 0.95,

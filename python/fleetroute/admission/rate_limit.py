@@ -126,6 +126,8 @@ class TieredRateLimiter:
     def check(self, user: str | None, tier: str | None = None, cost: int = 1) -> RateLimitDecision:
         """Takes ``cost`` tokens for ``user`` (of ``tier``) and from the global limit,
         or refuses without taking any. ``user=None`` is subject to the global limit only."""
+        if isinstance(cost, bool) or not isinstance(cost, int) or cost < 1:
+            raise ValueError(f"cost must be an integer >= 1 (got {cost!r})")
         bucket = self._users[self._tier(tier)]
         now = self._clock()
         if user is not None:
@@ -133,7 +135,14 @@ class TieredRateLimiter:
             if wait > 0.0:
                 self.refused += 1
                 return RateLimitDecision(False, wait, "user")
-        wait = self._global.try_acquire_retry_after(cost, now)
+        try:
+            wait = self._global.try_acquire_retry_after(cost, now)
+        except BaseException:
+            # E.g. cost above the global burst: the request never ran, so the
+            # user's tokens go back as they do for a refusal.
+            if user is not None:
+                bucket.refund(user, cost)
+            raise
         if wait > 0.0:
             if user is not None:
                 bucket.refund(user, cost)

@@ -86,7 +86,8 @@ class _Breaker:
         self.activations = 0
         # Availability as last reported to listeners.
         self.available = True
-        # Bumped on every opening so a stale recovery deadline in the heap is ignored.
+        # Renewed on every opening (unique per CircuitBreaker) so a stale recovery
+        # deadline in the heap is ignored.
         self.generation = 0
 
 
@@ -135,8 +136,10 @@ class CircuitBreaker:
             )
         recovery = recovery_timeout if recovery_timeout is not None else timeout
         self.failure_threshold = _count("failure_threshold", failure_threshold)
+        # A bad value is reported under the name the caller used for it.
         self.recovery_timeout = _positive(
-            "recovery_timeout", 60.0 if recovery is None else recovery
+            "recovery_timeout" if recovery_timeout is not None or timeout is None else "timeout",
+            60.0 if recovery is None else recovery,
         )
         self.half_open_max_calls = _count("half_open_max_calls", half_open_max_calls)
         self.timeout_threshold = (
@@ -153,7 +156,7 @@ class CircuitBreaker:
         self.failure_rate_threshold = failure_rate_threshold
         self.window_size = _count("window_size", window_size)
         self.minimum_calls = _count("minimum_calls", minimum_calls)
-        if self.minimum_calls > self.window_size:
+        if failure_rate_threshold is not None and self.minimum_calls > self.window_size:
             raise ValueError(
                 f"minimum_calls ({minimum_calls}) must not exceed window_size ({window_size})"
             )
@@ -171,6 +174,10 @@ class CircuitBreaker:
         # (deadline, generation, endpoint): open breakers waiting for recovery.
         self._recoveries: list[tuple[float, int, str]] = []
         self._next_recovery = math.inf
+        # Openings across all endpoints: a breaker's generation comes from here, so a
+        # breaker dropped by ``forget`` and created again never matches the stale
+        # recovery deadline its predecessor left in the heap.
+        self._openings = 0
         #: Endpoints in HALF_OPEN; routers check membership only while it is non-empty.
         self.half_open: set[str] = set()
         self.activations = 0
@@ -360,7 +367,8 @@ class CircuitBreaker:
     def _open(self, provider: str, breaker: _Breaker, now: float) -> None:
         breaker.opened_at = now
         breaker.trials = 0
-        breaker.generation += 1
+        self._openings += 1
+        breaker.generation = self._openings
         breaker.activations += 1
         self.activations += 1
         if self.automatic_recovery:
@@ -369,9 +377,11 @@ class CircuitBreaker:
             self._next_recovery = min(self._next_recovery, deadline)
         self._transition(provider, breaker, BreakerState.OPEN)
         _log.warning(
-            "circuit opened for %s after %d consecutive failures",
+            "circuit opened for %s (%d consecutive failures, %d of the last %d calls failed)",
             provider,
             breaker.consecutive_failures,
+            breaker.window_failures,
+            len(breaker.outcomes),
         )
         self._sync(provider, breaker)
 

@@ -133,6 +133,10 @@ class OutlierDetector:
         self._restores: list[tuple[float, int, str]] = []
         self._next_interval = clock() + self.interval
         self._next_event = self._next_interval
+        # Ejections across all endpoints: a host's generation comes from here, so an
+        # endpoint removed and added again never matches the stale restore deadline
+        # its predecessor left in the heap.
+        self._generations = 0
         self.total_ejections = 0
 
     # Membership -------------------------------------------------------------------------
@@ -174,18 +178,32 @@ class OutlierDetector:
         now = self._clock()
         if now < self._next_event:
             return
-        while self._restores and self._restores[0][0] <= now:
-            _, generation, endpoint_id = heapq.heappop(self._restores)
-            host = self._hosts.get(endpoint_id)
-            if (
-                host is not None
-                and host.generation == generation
-                and host.ejected_until is not None
-            ):
-                self._restore(endpoint_id, host)
-        while self._next_interval <= now:
-            self._close_interval()
-            self._next_interval += self.interval
+        # Due events in time order (a restore before an interval ending at the same
+        # instant), so an interval an endpoint spent ejected never decays its
+        # multiplier, however long since the last poll.
+        while True:
+            restore_at = self._restores[0][0] if self._restores else math.inf
+            if restore_at <= now and restore_at <= self._next_interval:
+                _, generation, endpoint_id = heapq.heappop(self._restores)
+                host = self._hosts.get(endpoint_id)
+                if (
+                    host is not None
+                    and host.generation == generation
+                    and host.ejected_until is not None
+                ):
+                    self._restore(endpoint_id, host)
+            elif self._next_interval <= now:
+                self._close_interval()
+                self._next_interval += self.interval
+                if not (self._restores and self._restores[0][0] <= now):
+                    # Only empty intervals are left before now (their calls would
+                    # have polled): they just decay multipliers, all in one step.
+                    idle = math.floor((now - self._next_interval) / self.interval) + 1
+                    if idle > 0:
+                        self._decay(idle)
+                        self._next_interval += idle * self.interval
+            else:
+                break
         self._next_event = min(
             self._next_interval, self._restores[0][0] if self._restores else math.inf
         )
@@ -237,7 +255,8 @@ class OutlierDetector:
             max(self.base_ejection_time, self.max_ejection_time),
         )
         host.ejected_until = now + duration
-        host.generation += 1
+        self._generations += 1
+        host.generation = self._generations
         host.consecutive_errors = 0
         ejection = Ejection(endpoint_id, reason, now, host.ejected_until)
         self._ejected[endpoint_id] = ejection
@@ -251,6 +270,8 @@ class OutlierDetector:
 
     def _restore(self, endpoint_id: str, host: _Host) -> None:
         host.ejected_until = None
+        # Failures of calls that were in flight during the ejection are old news.
+        host.consecutive_errors = 0
         self._ejected.pop(endpoint_id, None)
         _log.info("restored %s", endpoint_id)
         if self._on_restore is not None:
@@ -275,5 +296,11 @@ class OutlierDetector:
                 self._eject(endpoint_id, self._hosts[endpoint_id], "success_rate")
         for host in self._hosts.values():
             host.requests = host.successes = 0
+        self._decay(1)
+
+    def _decay(self, intervals: int) -> None:
+        """Endpoints in service through ``intervals`` more intervals: their
+        multipliers decay by one each."""
+        for host in self._hosts.values():
             if host.ejected_until is None and host.ejections:
-                host.ejections -= 1
+                host.ejections = max(0, host.ejections - intervals)

@@ -40,13 +40,19 @@ def status_of(error: BaseException) -> int | None:
 
 
 def is_retryable(error: BaseException) -> bool:
-    """True for timeouts, connection failures, HTTP 429 and 5xx."""
+    """True for timeouts, connection failures, a peer breaking the protocol, HTTP 429
+    and 5xx; not for errors of the request itself (4xx, an unsupported URL scheme)."""
     status = status_of(error)
     if status is not None:
         return status == 429 or 500 <= status <= 599
     return isinstance(
         error,
-        TimeoutError | asyncio.TimeoutError | ConnectionError | httpx.TransportError,
+        TimeoutError
+        | asyncio.TimeoutError
+        | ConnectionError
+        | httpx.TimeoutException
+        | httpx.NetworkError
+        | httpx.RemoteProtocolError,
     )
 
 
@@ -69,13 +75,20 @@ class RetryPolicy:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number of seconds >= 0 (got {value!r})")
-        if not (math.isfinite(self.multiplier) and self.multiplier >= 1):
+        if not (
+            isinstance(self.multiplier, int | float)
+            and not isinstance(self.multiplier, bool)
+            and math.isfinite(self.multiplier)
+            and self.multiplier >= 1
+        ):
             raise ValueError(f"multiplier must be finite and >= 1 (got {self.multiplier!r})")
 
     def backoff(self, retry: int) -> float:
         """Seconds to wait before retry number ``retry`` (0 for the first retry)."""
         if retry < 0:
             raise ValueError(f"retry must be >= 0 (got {retry})")
-        # Capped before exponentiating far enough to overflow a float.
-        ceiling = self.base_delay * self.multiplier ** min(retry, 64)
+        try:
+            ceiling = self.base_delay * self.multiplier**retry
+        except OverflowError:  # past any float, so past max_delay (unless base is 0)
+            ceiling = math.inf if self.base_delay > 0 else 0.0
         return self.rng.uniform(0.0, min(self.max_delay, ceiling))

@@ -16,12 +16,12 @@ it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fleetroute._native import KeyedTokenBucket, TokenBucket
 from fleetroute.clock import Clock, monotonic_clock
+from fleetroute.validation import positive_number
 
 __all__ = ["DEFAULT_TIER_MULTIPLIERS", "RateLimitDecision", "TieredRateLimiter"]
 
@@ -51,14 +51,6 @@ class RateLimitDecision:
 _ALLOWED = RateLimitDecision(True)
 
 
-def _rate(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a number (got {value!r})")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be finite and > 0 (got {value!r})")
-    return float(value)
-
-
 class TieredRateLimiter:
     """Global and per-user, per-tier request limits."""
 
@@ -72,11 +64,11 @@ class TieredRateLimiter:
         default_tier: str = "standard",
         clock: Clock = monotonic_clock,
     ) -> None:
-        self.requests_per_minute = _rate("requests_per_minute", requests_per_minute)
-        self.burst_capacity = _rate("burst_capacity", burst_capacity)
+        self.requests_per_minute = positive_number("requests_per_minute", requests_per_minute)
+        self.burst_capacity = positive_number("burst_capacity", burst_capacity)
         if self.burst_capacity < 1:
             raise ValueError(f"burst_capacity must be >= 1 (got {burst_capacity!r})")
-        self.per_user_limit = _rate("per_user_limit", per_user_limit)
+        self.per_user_limit = positive_number("per_user_limit", per_user_limit)
         multipliers = dict(
             DEFAULT_TIER_MULTIPLIERS if priority_multipliers is None else priority_multipliers
         )
@@ -85,7 +77,7 @@ class TieredRateLimiter:
         for tier, multiplier in multipliers.items():
             if not isinstance(tier, str) or not tier:
                 raise ValueError(f"priority_multipliers keys must be tier names (got {tier!r})")
-            _rate(f"priority_multipliers[{tier!r}]", multiplier)
+            positive_number(f"priority_multipliers[{tier!r}]", multiplier)
         if default_tier not in multipliers:
             raise ValueError(f"default_tier {default_tier!r} is not one of {sorted(multipliers)}")
         self.priority_multipliers = multipliers

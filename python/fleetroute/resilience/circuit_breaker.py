@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from fleetroute.clock import Clock, monotonic_clock
+from fleetroute.validation import positive_int, positive_number
 
 __all__ = ["BreakerSnapshot", "BreakerState", "CircuitBreaker"]
 
@@ -91,20 +92,6 @@ class _Breaker:
         self.generation = 0
 
 
-def _positive(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a number of seconds (got {value!r})")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be finite and > 0 (got {value!r})")
-    return float(value)
-
-
-def _count(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1 (got {value!r})")
-    return value
-
-
 class CircuitBreaker:
     """Per-endpoint circuit breakers with an injectable clock.
 
@@ -135,15 +122,17 @@ class CircuitBreaker:
                 f"(got timeout={timeout!r}, recovery_timeout={recovery_timeout!r})"
             )
         recovery = recovery_timeout if recovery_timeout is not None else timeout
-        self.failure_threshold = _count("failure_threshold", failure_threshold)
+        self.failure_threshold = positive_int("failure_threshold", failure_threshold)
         # A bad value is reported under the name the caller used for it.
-        self.recovery_timeout = _positive(
+        self.recovery_timeout = positive_number(
             "recovery_timeout" if recovery_timeout is not None or timeout is None else "timeout",
             60.0 if recovery is None else recovery,
         )
-        self.half_open_max_calls = _count("half_open_max_calls", half_open_max_calls)
+        self.half_open_max_calls = positive_int("half_open_max_calls", half_open_max_calls)
         self.timeout_threshold = (
-            None if timeout_threshold is None else _positive("timeout_threshold", timeout_threshold)
+            None
+            if timeout_threshold is None
+            else positive_number("timeout_threshold", timeout_threshold)
         )
         if failure_rate_threshold is not None and not (
             isinstance(failure_rate_threshold, int | float)
@@ -154,8 +143,8 @@ class CircuitBreaker:
                 f"failure_rate_threshold must be in (0, 1] (got {failure_rate_threshold!r})"
             )
         self.failure_rate_threshold = failure_rate_threshold
-        self.window_size = _count("window_size", window_size)
-        self.minimum_calls = _count("minimum_calls", minimum_calls)
+        self.window_size = positive_int("window_size", window_size)
+        self.minimum_calls = positive_int("minimum_calls", minimum_calls)
         if failure_rate_threshold is not None and self.minimum_calls > self.window_size:
             raise ValueError(
                 f"minimum_calls ({minimum_calls}) must not exceed window_size ({window_size})"

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fleetroute.clock import Clock, monotonic_clock
+from fleetroute.validation import positive_int, positive_number
 
 __all__ = ["Ejection", "OutlierDetector"]
 
@@ -59,20 +60,6 @@ class _Host:
         self.generation = 0
 
 
-def _seconds(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a number of seconds (got {value!r})")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be finite and > 0 (got {value!r})")
-    return float(value)
-
-
-def _count(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1 (got {value!r})")
-    return value
-
-
 class OutlierDetector:
     """Ejects endpoints whose calls fail, with Envoy's defaults.
 
@@ -96,10 +83,10 @@ class OutlierDetector:
         on_eject: Callable[[str, Ejection], None] | None = None,
         on_restore: Callable[[str], None] | None = None,
     ) -> None:
-        self.consecutive_errors = _count("consecutive_errors", consecutive_errors)
-        self.interval = _seconds("interval", interval)
-        self.base_ejection_time = _seconds("base_ejection_time", base_ejection_time)
-        self.max_ejection_time = _seconds("max_ejection_time", max_ejection_time)
+        self.consecutive_errors = positive_int("consecutive_errors", consecutive_errors)
+        self.interval = positive_number("interval", interval)
+        self.base_ejection_time = positive_number("base_ejection_time", base_ejection_time)
+        self.max_ejection_time = positive_number("max_ejection_time", max_ejection_time)
         if not (
             isinstance(max_ejection_percent, int | float)
             and not isinstance(max_ejection_percent, bool)
@@ -109,10 +96,10 @@ class OutlierDetector:
                 f"max_ejection_percent must be in [0, 100] (got {max_ejection_percent!r})"
             )
         self.max_ejection_percent = float(max_ejection_percent)
-        self.success_rate_minimum_hosts = _count(
+        self.success_rate_minimum_hosts = positive_int(
             "success_rate_minimum_hosts", success_rate_minimum_hosts
         )
-        self.success_rate_request_volume = _count(
+        self.success_rate_request_volume = positive_int(
             "success_rate_request_volume", success_rate_request_volume
         )
         if not (

@@ -281,10 +281,10 @@ def _stages(bench: _Bench) -> dict[str, Callable[[int], int]]:
         return clock() - start
 
     def load_view(n: int) -> int:
-        load_of = pool.load_of
+        load = pool.native.load
         start = clock()
         for _ in range(n):
-            load_of(native_id)
+            load(native_id)
         return clock() - start
 
     def result(n: int) -> int:
@@ -309,14 +309,14 @@ def _stages(bench: _Bench) -> dict[str, Callable[[int], int]]:
         record = metrics.record_routed
         start = clock()
         for _ in range(n):
-            record(endpoint_id, False)
+            record(False)
         return clock() - start
 
     def completion(n: int) -> int:
         record = metrics.record_completion
         start = clock()
         for _ in range(n):
-            record(endpoint_id, LATENCY_MS, True, 1)
+            record(endpoint_id, LATENCY_MS, True, 1, 0.0)
         return clock() - start
 
     def breaker_record(n: int) -> int:
@@ -381,7 +381,7 @@ def _stages(bench: _Bench) -> dict[str, Callable[[int], int]]:
         "rate limiter check (global bucket)": rate_limit,
         "load shedder admit (+ utilisation)": shed,
         "pool.place + pool.release (Python pool + Rust pick)": place,
-        "pool.load_of (native accelerator view)": load_view,
+        "Router.load (the chosen endpoint's load)": load_view,
         "RoutingResult(...) construction": result,
         "metrics.record_routed": routed,
         "metrics.record_completion": completion,

@@ -38,7 +38,7 @@ def test_comprehensive_metrics_over_the_window() -> None:
     assert metrics["throughput"]["total_rps"] == pytest.approx(200 / 2.0)
     assert metrics["latency"]["avg_ms"] == pytest.approx(120.0)
     assert metrics["latency"]["p99_ms"] == pytest.approx(120.0)
-    failures = router.metrics.endpoints["g2"].failures
+    failures = router.metrics.endpoint_totals("g2")[1]
     assert metrics["errors"]["rate"] == pytest.approx(failures / 200)
     assert 0.9 < metrics["load_balance"]["score"] <= 1.0
     by_id = {e["id"]: e for e in metrics["endpoints"]}

@@ -128,6 +128,8 @@ class Router:
     def set_weight(self, acc_id: int, weight: float) -> None: ...
     def accelerator(self, acc_id: int) -> Accelerator:
         """A live view of one registered accelerator."""
+    def load(self, acc_id: int) -> int:
+        """Load units in flight on ``acc_id`` now."""
     def route_request(self, request: Request) -> int | None:
         """Routes ``request`` (its id is the key for consistent hashing); the
         accelerator id that took it, or None."""

@@ -288,6 +288,12 @@ impl PyRouter {
         Ok(PyAccelerator::attached(spec, Arc::clone(&self.inner), slot))
     }
 
+    /// Load units in flight on `acc_id` now (cheaper than `accelerator(id).current_load`).
+    fn load(&self, acc_id: i64) -> PyResult<u64> {
+        let id = non_negative(acc_id, "acc_id")?;
+        Ok(self.inner.fleet().get(id).py()?.load())
+    }
+
     /// The seed API: routes `request`; returns the accelerator id or None.
     fn route_request(&self, request: &Bound<'_, PyRequest>) -> Option<u64> {
         self.inner.route_request(&request.get().request)

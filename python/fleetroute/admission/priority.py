@@ -17,7 +17,14 @@ import math
 from collections.abc import Mapping
 from enum import IntEnum
 
-__all__ = ["DEFAULT_SHED_THRESHOLDS", "LoadShedder", "Priority", "parse_priority"]
+__all__ = [
+    "DEFAULT_SHED_THRESHOLDS",
+    "NATIVE_PRIORITY",
+    "PRIORITY_BY_VALUE",
+    "LoadShedder",
+    "Priority",
+    "parse_priority",
+]
 
 
 class Priority(IntEnum):
@@ -48,6 +55,14 @@ _NAMES = {
 }
 
 
+#: The core's class of each Priority, by value (a tuple index is cheaper than a property).
+NATIVE_PRIORITY = (0, 0, 1, 1)
+
+#: Priorities by the values requests usually carry, for a lookup without parsing.
+PRIORITY_BY_VALUE: dict[object, Priority] = {None: Priority.NORMAL}
+PRIORITY_BY_VALUE.update(_NAMES)
+
+
 def parse_priority(value: object) -> Priority:
     """A :class:`Priority` from a name ("low", "normal"/"medium", "high",
     "critical"), an int 0-3, a Priority, or None (normal)."""
@@ -56,7 +71,7 @@ def parse_priority(value: object) -> Priority:
     if isinstance(value, Priority):
         return value
     if isinstance(value, str):
-        found = _NAMES.get(value.strip().lower())
+        found = _NAMES.get(value) or _NAMES.get(value.strip().lower())
         if found is None:
             raise ValueError(f"unknown priority {value!r}; known: {sorted(_NAMES)}")
         return found
@@ -94,6 +109,8 @@ class LoadShedder:
                 f"(got {', '.join(f'{p.name.lower()}={merged[p]}' for p in Priority)})"
             )
         self.thresholds = merged
+        #: Below this utilisation no class is shed (lets callers skip ``admit``).
+        self.lowest_threshold = min(merged.values())
         self.shed = dict.fromkeys(Priority, 0)
 
     def admit(self, priority: Priority, utilisation: float) -> bool:

@@ -115,13 +115,17 @@ class TieredRateLimiter:
             raise ValueError(f"unknown tier {tier!r}; known: {sorted(self.priority_multipliers)}")
         return tier
 
-    def check(self, user: str | None, tier: str | None = None, cost: int = 1) -> RateLimitDecision:
+    def check(
+        self, user: str | None, tier: str | None = None, cost: int = 1, now: float | None = None
+    ) -> RateLimitDecision:
         """Takes ``cost`` tokens for ``user`` (of ``tier``) and from the global limit,
-        or refuses without taking any. ``user=None`` is subject to the global limit only."""
-        if isinstance(cost, bool) or not isinstance(cost, int) or cost < 1:
+        or refuses without taking any. ``user=None`` is subject to the global limit only.
+        ``now`` is the limiter's clock read by the caller (read here when None)."""
+        if cost.__class__ is not int or cost < 1:
             raise ValueError(f"cost must be an integer >= 1 (got {cost!r})")
-        bucket = self._users[self._tier(tier)]
-        now = self._clock()
+        bucket = self._users[self.default_tier if tier is None else self._tier(tier)]
+        if now is None:
+            now = self._clock()
         if user is not None:
             wait = bucket.try_acquire_retry_after(user, cost, now)
             if wait > 0.0:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from collections import deque
 from dataclasses import dataclass
 
@@ -117,14 +116,13 @@ class AnomalyDetector:
     Only endpoints with at least ``min_samples`` observations take part, and nothing is
     flagged unless at least ``min_endpoints`` take part. :meth:`is_anomalous`,
     :meth:`anomalous` and :attr:`last_changes` report the last :meth:`evaluate`.
-    Safe to share between threads.
+    Like the other policies, it is meant for one thread (or one event loop).
     """
 
     __slots__ = (
         "_anomalous",
         "_clock",
         "_last_changes",
-        "_lock",
         "_min_endpoints",
         "_min_error_rate_delta",
         "_min_latency_ratio",
@@ -170,7 +168,6 @@ class AnomalyDetector:
         self._min_latency_ratio = min_latency_ratio
         self._clock = clock
         self._windows: dict[str, _Window] = {}
-        self._lock = threading.Lock()
         self._anomalous: frozenset[str] = frozenset()
         # (endpoint_id, metric) -> time first flagged, for the anomalies now ongoing.
         self._onsets: dict[tuple[str, str], float] = {}
@@ -178,50 +175,47 @@ class AnomalyDetector:
 
     def observe(self, endpoint_id: str, latency: float, success: bool) -> None:
         """Records one request's outcome: ``latency`` in seconds, and whether it succeeded."""
-        if not isinstance(endpoint_id, str) or not endpoint_id:
+        window = self._windows.get(endpoint_id)
+        if window is None and (not isinstance(endpoint_id, str) or not endpoint_id):
             raise ValueError(f"endpoint_id must be a non-empty str (got {endpoint_id!r})")
-        if (
+        if not (latency.__class__ is float and 0.0 <= latency < math.inf) and (
             isinstance(latency, bool)
             or not isinstance(latency, (int, float))
             or not (math.isfinite(latency) and latency >= 0)
         ):
             raise ValueError(f"latency must be finite and >= 0 seconds (got {latency!r})")
-        if not isinstance(success, bool):
+        if success is not True and success is not False:
             raise ValueError(f"success must be a bool (got {success!r})")
-        with self._lock:
-            window = self._windows.get(endpoint_id)
-            if window is None:
-                window = self._windows[endpoint_id] = _Window(self._window)
-            # The deque drops its oldest entry on append; keep the failure count in step.
-            if len(window.successes) == self._window and not window.successes[0]:
-                window.failures -= 1
-            window.latencies.append(float(latency))
-            window.successes.append(success)
-            if not success:
-                window.failures += 1
+        if window is None:
+            window = self._windows.setdefault(endpoint_id, _Window(self._window))
+        # The deque drops its oldest entry on append; keep the failure count in step.
+        if len(window.successes) == self._window and not window.successes[0]:
+            window.failures -= 1
+        window.latencies.append(latency)
+        window.successes.append(success)
+        if not success:
+            window.failures += 1
 
     def forget(self, endpoint_id: str) -> None:
         """Drops an endpoint's observations and anomaly state (it is not reported as recovered).
 
         Raises KeyError for an unknown endpoint.
         """
-        with self._lock:
-            if endpoint_id not in self._windows:
-                raise KeyError(f"endpoint_id {endpoint_id!r} is not known")
-            del self._windows[endpoint_id]
-            self._anomalous = self._anomalous - {endpoint_id}
-            for key in [key for key in self._onsets if key[0] == endpoint_id]:
-                del self._onsets[key]
+        if endpoint_id not in self._windows:
+            raise KeyError(f"endpoint_id {endpoint_id!r} is not known")
+        del self._windows[endpoint_id]
+        self._anomalous = self._anomalous - {endpoint_id}
+        for key in [key for key in self._onsets if key[0] == endpoint_id]:
+            del self._onsets[key]
 
     def evaluate(self) -> list[Anomaly]:
         """Recomputes and returns the current anomalies, sorted by endpoint id then metric."""
         now = self._clock()
-        with self._lock:
-            snapshot = [
-                (endpoint_id, list(window.latencies), window.failures / len(window.successes))
-                for endpoint_id, window in self._windows.items()
-                if len(window.successes) >= self._min_samples
-            ]
+        snapshot = [
+            (endpoint_id, list(window.latencies), window.failures / len(window.successes))
+            for endpoint_id, window in self._windows.items()
+            if len(window.successes) >= self._min_samples
+        ]
         # (endpoint_id, metric) -> (value, baseline, score)
         found: dict[tuple[str, str], tuple[float, float, float]] = {}
         if len(snapshot) >= self._min_endpoints:
@@ -231,16 +225,15 @@ class AnomalyDetector:
             self._flag(found, ids, LATENCY, latency)
             self._flag(found, ids, ERROR_RATE, errors)
 
-        with self._lock:
-            # An endpoint forgotten while we computed must not come back as anomalous.
-            found = {key: v for key, v in found.items() if key[0] in self._windows}
-            onsets = {key: self._onsets.get(key, now) for key in found}
-            current = frozenset(endpoint_id for endpoint_id, _ in found)
-            became = current - self._anomalous
-            recovered = self._anomalous - current
-            self._onsets = onsets
-            self._anomalous = current
-            self._last_changes = (became, recovered)
+        # An endpoint forgotten while we computed must not come back as anomalous.
+        found = {key: v for key, v in found.items() if key[0] in self._windows}
+        onsets = {key: self._onsets.get(key, now) for key in found}
+        current = frozenset(endpoint_id for endpoint_id, _ in found)
+        became = current - self._anomalous
+        recovered = self._anomalous - current
+        self._onsets = onsets
+        self._anomalous = current
+        self._last_changes = (became, recovered)
 
         for endpoint_id in sorted(became):
             metrics = sorted(metric for eid, metric in found if eid == endpoint_id)
@@ -297,9 +290,8 @@ class AnomalyDetector:
 
     def sample_count(self, endpoint_id: str) -> int:
         """Observations held for ``endpoint_id`` (0 if unknown)."""
-        with self._lock:
-            window = self._windows.get(endpoint_id)
-            return 0 if window is None else len(window.successes)
+        window = self._windows.get(endpoint_id)
+        return 0 if window is None else len(window.successes)
 
     def __repr__(self) -> str:
         return (

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from fleetroute.clock import Clock, monotonic_clock
-from fleetroute.validation import positive_int, positive_number
+from fleetroute.validation import non_negative_number, positive_int, positive_number
 
 __all__ = ["BreakerSnapshot", "BreakerState", "CircuitBreaker"]
 
@@ -162,7 +162,8 @@ class CircuitBreaker:
         self._breakers: dict[str, _Breaker] = {}
         # (deadline, generation, endpoint): open breakers waiting for recovery.
         self._recoveries: list[tuple[float, int, str]] = []
-        self._next_recovery = math.inf
+        #: When ``poll`` next has work: the earliest recovery deadline (inf if none).
+        self.next_recovery = math.inf
         # Openings across all endpoints: a breaker's generation comes from here, so a
         # breaker dropped by ``forget`` and created again never matches the stale
         # recovery deadline its predecessor left in the heap.
@@ -209,15 +210,21 @@ class CircuitBreaker:
 
     def record_result(self, provider: str, success: bool, latency: float | None = None) -> None:
         """Records one finished call: its outcome and, optionally, its latency (s)."""
-        if latency is not None and not (math.isfinite(latency) and latency >= 0):
-            raise ValueError(f"latency must be a finite number of seconds >= 0 (got {latency!r})")
+        if latency is not None and not (latency.__class__ is float and 0.0 <= latency < math.inf):
+            latency = non_negative_number("latency", latency, "a number of seconds")
+        threshold = self.timeout_threshold
+        if success and threshold is not None and latency is not None and latency > threshold:
+            success = False
+        breaker = self._breakers.get(provider)
         if (
             success
-            and latency is not None
-            and self.timeout_threshold is not None
-            and latency > self.timeout_threshold
+            and breaker is not None
+            and breaker.state is BreakerState.CLOSED
+            and self.failure_rate_threshold is None
         ):
-            success = False
+            # The common case, a success on a closed breaker without a rate window.
+            breaker.consecutive_failures = 0
+            return
         self._record(provider, success)
 
     def try_acquire(self, provider: str) -> bool:
@@ -244,7 +251,7 @@ class CircuitBreaker:
     def poll(self) -> None:
         """Moves open breakers whose recovery timeout has passed to half-open. O(1)
         when none is due, so routers call it on every request."""
-        if self._clock() < self._next_recovery:
+        if self._clock() < self.next_recovery:
             return
         now = self._clock()
         while self._recoveries and self._recoveries[0][0] <= now:
@@ -258,7 +265,7 @@ class CircuitBreaker:
                 breaker.trials = 0
                 self._transition(provider, breaker, BreakerState.HALF_OPEN)
                 self._sync(provider, breaker)
-        self._next_recovery = self._recoveries[0][0] if self._recoveries else math.inf
+        self.next_recovery = self._recoveries[0][0] if self._recoveries else math.inf
 
     def force_open(self, provider: str) -> None:
         """Opens ``provider``'s breaker now (a monitor's mitigation), for one
@@ -363,7 +370,7 @@ class CircuitBreaker:
         if self.automatic_recovery:
             deadline = now + self.recovery_timeout
             heapq.heappush(self._recoveries, (deadline, breaker.generation, provider))
-            self._next_recovery = min(self._next_recovery, deadline)
+            self.next_recovery = min(self.next_recovery, deadline)
         self._transition(provider, breaker, BreakerState.OPEN)
         _log.warning(
             "circuit opened for %s (%d consecutive failures, %d of the last %d calls failed)",

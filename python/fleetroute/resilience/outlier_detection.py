@@ -119,7 +119,8 @@ class OutlierDetector:
         self._ejected: dict[str, Ejection] = {}
         self._restores: list[tuple[float, int, str]] = []
         self._next_interval = clock() + self.interval
-        self._next_event = self._next_interval
+        #: When ``poll`` next has work: an ejection expiring or an interval ending.
+        self.next_event = self._next_interval
         # Ejections across all endpoints: a host's generation comes from here, so an
         # endpoint removed and added again never matches the stale restore deadline
         # its predecessor left in the heap.
@@ -144,9 +145,11 @@ class OutlierDetector:
 
     # Observations -----------------------------------------------------------------------
 
-    def record(self, endpoint_id: str, success: bool) -> None:
-        """Records one finished call; may eject ``endpoint_id`` at once."""
-        self.poll()
+    def record(self, endpoint_id: str, success: bool, now: float | None = None) -> None:
+        """Records one finished call; may eject ``endpoint_id`` at once. ``now`` is
+        the detector's clock read by the caller (read here when None)."""
+        if (self._clock() if now is None else now) >= self.next_event:
+            self.poll()
         host = self._hosts.get(endpoint_id)
         if host is None:
             raise KeyError(f"unknown endpoint {endpoint_id!r}")
@@ -163,7 +166,7 @@ class OutlierDetector:
         """Restores ejections that have run out and closes finished intervals. O(1)
         when nothing is due, so routers call it on every request."""
         now = self._clock()
-        if now < self._next_event:
+        if now < self.next_event:
             return
         # Due events in time order (a restore before an interval ending at the same
         # instant), so an interval an endpoint spent ejected never decays its
@@ -191,7 +194,7 @@ class OutlierDetector:
                         self._next_interval += idle * self.interval
             else:
                 break
-        self._next_event = min(
+        self.next_event = min(
             self._next_interval, self._restores[0][0] if self._restores else math.inf
         )
 
@@ -249,7 +252,7 @@ class OutlierDetector:
         self._ejected[endpoint_id] = ejection
         self.total_ejections += 1
         heapq.heappush(self._restores, (host.ejected_until, host.generation, endpoint_id))
-        self._next_event = min(self._next_event, host.ejected_until)
+        self.next_event = min(self.next_event, host.ejected_until)
         _log.warning("ejected %s for %.1f s (%s)", endpoint_id, duration, reason)
         if self._on_eject is not None:
             self._on_eject(endpoint_id, ejection)

@@ -14,7 +14,12 @@ import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from fleetroute.admission.priority import Priority, parse_priority
+from fleetroute.admission.priority import (
+    NATIVE_PRIORITY,
+    PRIORITY_BY_VALUE,
+    Priority,
+    parse_priority,
+)
 from fleetroute.clock import Clock, monotonic_clock
 from fleetroute.resilience.availability import Unavailable
 from fleetroute.resilience.retry import RetryPolicy, is_retryable
@@ -22,6 +27,7 @@ from fleetroute.routers.endpoint import Endpoint
 from fleetroute.routers.endpoint_pool import EndpointPool, Placement
 from fleetroute.routers.router_metrics import RouterMetrics
 from fleetroute.routers.routing_result import RoutingResult
+from fleetroute.validation import non_negative_number
 
 __all__ = ["TPU_CONFIG_DEFAULTS", "BaseRouter", "NoEndpointAvailable"]
 
@@ -90,9 +96,25 @@ def _validate_tpu_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
     return merged
 
 
+def request_class(request: Mapping[str, Any]) -> tuple[int, Priority]:
+    """A request's cost and priority, validated; the common values cost no parsing."""
+    if request.__class__ is not dict and not isinstance(request, Mapping):
+        raise ValueError(f"request must be a mapping (got {type(request).__name__})")
+    cost = request.get("cost", 1)
+    if cost.__class__ is not int or cost < 1:
+        cost = request_cost(request)
+    value = request.get("priority")
+    try:
+        return cost, PRIORITY_BY_VALUE[value]
+    except (KeyError, TypeError):
+        return cost, parse_priority(value)
+
+
 def request_cost(request: Mapping[str, Any]) -> int:
     """The load units a request holds: its ``cost`` field, 1 by default."""
     cost = request.get("cost", 1)
+    if cost.__class__ is int and cost >= 1:
+        return cost
     if isinstance(cost, bool) or not isinstance(cost, int) or cost < 1:
         raise ValueError(f"request cost must be an integer >= 1 (got {cost!r})")
     return cost
@@ -118,6 +140,7 @@ class BaseRouter:
         name: str | None = None,
     ) -> None:
         self.tpu_config = _validate_tpu_config(tpu_config)
+        self._default_fallback: bool = self.tpu_config["enable_fallback"]
         if not isinstance(monitoring_enabled, bool) or not isinstance(automatic_scaling, bool):
             raise ValueError("monitoring_enabled and automatic_scaling must be bools")
         self.monitoring_enabled = monitoring_enabled
@@ -191,18 +214,6 @@ class BaseRouter:
     def deweighted(self) -> frozenset[str]:
         return frozenset(self._deweighted)
 
-    def endpoint_status(self, endpoint_id: str) -> str:
-        """``healthy``, ``unhealthy`` or ``drained``."""
-        reasons, _ = self.pool.status(endpoint_id)
-        if reasons & Unavailable.DRAINED:
-            return "drained"
-        return "unhealthy" if reasons else "healthy"
-
-    @property
-    def circuit_breaker_activations(self) -> int:
-        """Times a circuit opened (none without breakers)."""
-        return 0
-
     # Routing ----------------------------------------------------------------------------
 
     def route_request(
@@ -216,21 +227,20 @@ class BaseRouter:
         ``enable_fallback``). With ``consider_load`` the strategy picks among the tier
         by load; without, the tier's endpoints are tried in registration order. The
         result holds load until ``complete(result)``."""
-        if not isinstance(request, Mapping):
-            raise ValueError(f"request must be a mapping (got {type(request).__name__})")
-        priority = parse_priority(request.get("priority"))
+        cost, priority = request_class(request)
         return self._route(
-            request_cost(request),
+            cost,
             priority,
-            consider_load=consider_load,
-            fallback=self._fallback(enable_fallback),
-            return_metrics=return_metrics,
+            self._clock(),
+            consider_load,
+            self._default_fallback if enable_fallback is None else self._fallback(enable_fallback),
+            return_metrics,
         )
 
     def _fallback(self, enable_fallback: bool | None) -> bool:
         if enable_fallback is None:
-            return bool(self.tpu_config["enable_fallback"])
-        if not isinstance(enable_fallback, bool):
+            return self._default_fallback
+        if enable_fallback is not True and enable_fallback is not False:
             raise ValueError(f"enable_fallback must be a bool (got {enable_fallback!r})")
         return enable_fallback
 
@@ -238,46 +248,57 @@ class BaseRouter:
         self,
         cost: int,
         priority: Priority,
-        *,
+        now: float,
         consider_load: bool = True,
         fallback: bool = True,
         return_metrics: bool = False,
         exclude: tuple[int, ...] = (),
     ) -> RoutingResult:
-        placement = self.pool.place(
-            cost, priority.native, consider_load=consider_load, fallback=fallback, exclude=exclude
-        )
+        pool = self.pool
+        if pool.single_tier and consider_load and not exclude:
+            # One tier, nothing deprioritised: the whole fleet is the candidate set.
+            picked = pool.native.route(cost, NATIVE_PRIORITY[priority])
+            if picked is None:
+                placement = None
+            else:
+                pool.in_flight += cost
+                placement = Placement(pool.endpoint_at(picked), picked, 0)
+        else:
+            placement = pool.place(
+                cost, NATIVE_PRIORITY[priority], consider_load, fallback, exclude
+            )
         if placement is None:
             result = RoutingResult(None, priority=priority, cost=cost, no_capacity=True)
+            result.consider_load = consider_load
+            result.fallback = fallback
             if self.monitoring_enabled:
                 self.metrics.record_refused("no_capacity")
             return result
-        return self._placed(placement, cost, priority, return_metrics)
-
-    def _placed(
-        self, placement: Placement, cost: int, priority: Priority, return_metrics: bool
-    ) -> RoutingResult:
-        endpoint = placement.endpoint
-        native_id = placement.native_id
-        pool = self.pool
-        load = pool.load_of(native_id)
+        endpoint, native_id, tier_index = placement
+        load = pool.native.load(native_id)
         result = RoutingResult(
             endpoint.id,
-            endpoint=endpoint,
-            estimated_latency_ms=pool.latency_of(native_id),
-            load_score=max(0.0, 1.0 - load / endpoint.capacity),
-            tier=endpoint.priority,
-            fallback_used=placement.tier_index > 0,
-            priority=priority,
-            cost=cost,
-            started_at=self._clock(),
-            native_id=native_id,
+            endpoint,
+            pool.latency_of(native_id),
+            1.0 - load / endpoint.capacity,
+            endpoint.priority,
+            tier_index > 0,
+            priority,
+            cost,
+            now,
+            native_id,
+            consider_load,
+            fallback,
         )
         if self.monitoring_enabled:
-            self.metrics.record_routed(endpoint.id, result.fallback_used)
+            metrics = self.metrics
+            metrics.requests += 1
+            metrics.routed += 1
+            if tier_index:
+                metrics.fallbacks += 1
         if return_metrics:
             result.metrics = {
-                "tier_index": placement.tier_index,
+                "tier_index": tier_index,
                 "tiers": pool.tier_priorities,
                 "endpoint_load": load,
                 "endpoint_capacity": endpoint.capacity,
@@ -285,6 +306,18 @@ class BaseRouter:
                 "strategy": pool.native.strategy,
             }
         return result
+
+    def endpoint_status(self, endpoint_id: str) -> str:
+        """``healthy``, ``unhealthy`` or ``drained``."""
+        reasons, _ = self.pool.status(endpoint_id)
+        if reasons & Unavailable.DRAINED:
+            return "drained"
+        return "unhealthy" if reasons else "healthy"
+
+    @property
+    def circuit_breaker_activations(self) -> int:
+        """Times a circuit opened (none without breakers)."""
+        return 0
 
     # Completion -------------------------------------------------------------------------
 
@@ -299,19 +332,29 @@ class BaseRouter:
     ) -> None:
         """Ends a routed request: returns its load and records its outcome. Latency
         defaults to the time since it was routed, on the router's clock."""
-        self._check_open(result)
+        if result.__class__ is not RoutingResult or result.completed:
+            self._check_open(result)
+        now = self._clock()
         if latency_ms is None:
-            latency_ms = (self._clock() - result.started_at) * 1000.0
-        elif not (math.isfinite(latency_ms) and latency_ms >= 0):
-            raise ValueError(f"latency_ms must be finite and >= 0 (got {latency_ms!r})")
+            latency_ms = (now - result.started_at) * 1000.0
+        elif not (latency_ms.__class__ is float and 0.0 <= latency_ms < math.inf):
+            latency_ms = non_negative_number("latency_ms", latency_ms)
+        if success is not True and success is not False:
+            raise ValueError(f"success must be a bool (got {success!r})")
         result.completed = True
-        if result.endpoint_id is None:
+        endpoint_id = result.endpoint_id
+        if endpoint_id is None:
             return
-        self.pool.release(result.native_id, result.cost)
-        self.pool.observe_latency(result.native_id, latency_ms)
+        pool = self.pool
+        native_id = result.native_id
+        if pool.by_native[native_id] is not None:  # else removed: its load is gone
+            pool.native.release(native_id, result.cost)
+            pool.in_flight -= result.cost
+        ewma = pool.latency_by_native
+        ewma[native_id] += pool.latency_alpha * (latency_ms - ewma[native_id])
         if self.monitoring_enabled:
-            self.metrics.record_completion(result.endpoint_id, latency_ms, success, result.cost)
-        self._observe(result, success, latency_ms, response, error)
+            self.metrics.record_completion(endpoint_id, latency_ms, success, result.cost, now)
+        self._observe(result, success, latency_ms, response, error, now)
 
     def abandon(self, result: RoutingResult) -> None:
         """Ends a routed request that never ran (cancelled): returns its load and
@@ -394,7 +437,14 @@ class BaseRouter:
         return self.route_request(request, **options)
 
     def _retry_attempt(self, first: RoutingResult, exclude: tuple[int, ...]) -> RoutingResult:
-        return self._route(first.cost, first.priority, exclude=exclude)
+        return self._route(
+            first.cost,
+            first.priority,
+            self._clock(),
+            first.consider_load,
+            first.fallback,
+            exclude=exclude,
+        )
 
     # Hooks for subclasses ---------------------------------------------------------------
 
@@ -413,8 +463,9 @@ class BaseRouter:
         latency_ms: float,
         response: Any,
         error: BaseException | None,
+        now: float,
     ) -> None:
-        """Called for every completed request with an endpoint."""
+        """Called for every completed request with an endpoint, at ``now``."""
 
     def _on_abandon(self, result: RoutingResult) -> None:
         """Called when a routed request is abandoned."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from fleetroute._native import Accelerator, CandidateSet, Router
 from fleetroute.resilience.availability import Availability, Unavailable
@@ -23,8 +23,7 @@ from fleetroute.routers.endpoint import Endpoint
 __all__ = ["EndpointPool", "Placement"]
 
 
-@dataclass(frozen=True, slots=True)
-class Placement:
+class Placement(NamedTuple):
     """Where the pool put one request's load."""
 
     endpoint: Endpoint
@@ -68,12 +67,14 @@ class EndpointPool:
         self.latency_alpha = float(latency_alpha)
         self._by_id: dict[str, Endpoint] = {}
         self._native_of: dict[str, int] = {}
-        self._endpoints: list[Endpoint | None] = []  # by native id; None once removed
-        self._latency_ms: list[float] = []  # EWMA by native id
+        #: Endpoints by native id (None once removed), and their latency EWMAs (ms):
+        #: read on every request, so exposed as lists rather than behind calls.
+        self.by_native: list[Endpoint | None] = []
+        self.latency_by_native: list[float] = []
         self._tiers: list[_Tier] = []
         self._deprioritised: set[str] = set()
         self._deprioritised_native: set[int] = set()
-        self._single_tier_fast = False
+        self.single_tier = False
         self.in_flight = 0
         self.total_capacity = 0
         self.availability = Availability(self._set_routable)
@@ -90,7 +91,7 @@ class EndpointPool:
             if endpoint.id in self._by_id or endpoint.id in seen:
                 raise ValueError(f"endpoint {endpoint.id!r} is already registered")
             seen.add(endpoint.id)
-        first = len(self._endpoints)
+        first = len(self.by_native)
         self.native.add_accelerators(
             [
                 Accelerator(first + i, endpoint.capacity, endpoint.weight)
@@ -100,8 +101,8 @@ class EndpointPool:
         for i, endpoint in enumerate(batch):
             self._by_id[endpoint.id] = endpoint
             self._native_of[endpoint.id] = first + i
-            self._endpoints.append(endpoint)
-            self._latency_ms.append(endpoint.latency_ms or self.default_latency_ms)
+            self.by_native.append(endpoint)
+            self.latency_by_native.append(endpoint.latency_ms or self.default_latency_ms)
             self.total_capacity += endpoint.capacity
         self._rebuild_tiers()
 
@@ -112,7 +113,7 @@ class EndpointPool:
         load = self.native.accelerator(native_id).current_load
         self.native.remove_accelerator(native_id)
         del self._by_id[endpoint_id]
-        self._endpoints[native_id] = None
+        self.by_native[native_id] = None
         self.in_flight -= load
         self.total_capacity -= endpoint.capacity
         self.availability.forget(endpoint_id)
@@ -175,7 +176,7 @@ class EndpointPool:
                 tier.preferred = self.native.candidate_set(preferred) if preferred else None
         self._tiers = tiers
         # One tier, nothing deprioritised: route over the whole fleet, no candidates.
-        self._single_tier_fast = len(tiers) == 1 and not deprioritised
+        self.single_tier = len(tiers) == 1 and not deprioritised
 
     def _sets(self, tier: _Tier, exclude: Sequence[int]) -> list[CandidateSet | None]:
         if exclude:
@@ -198,7 +199,6 @@ class EndpointPool:
         self,
         cost: int,
         native_priority: int,
-        *,
         consider_load: bool = True,
         fallback: bool = True,
         exclude: Sequence[int] = (),
@@ -207,12 +207,6 @@ class EndpointPool:
         among the tier when ``consider_load``, else in registration order. ``exclude``
         names native ids this request must not use (endpoints that already failed it)."""
         native = self.native
-        if self._single_tier_fast and consider_load and not exclude:
-            picked = native.route(cost, native_priority)
-            if picked is None:
-                return None
-            self.in_flight += cost
-            return Placement(self._endpoints[picked], picked, 0)  # type: ignore[arg-type]
         for index, tier in enumerate(self._tiers):
             for candidates in self._sets(tier, exclude):
                 if candidates is None:
@@ -223,14 +217,18 @@ class EndpointPool:
                     picked = native.route_in_order(candidates, cost, native_priority)
                 if picked is not None:
                     self.in_flight += cost
-                    return Placement(self._endpoints[picked], picked, index)  # type: ignore[arg-type]
+                    return Placement(self.by_native[picked], picked, index)  # type: ignore[arg-type]
             if not fallback:
                 break
         return None
 
+    def endpoint_at(self, native_id: int) -> Endpoint:
+        """The endpoint a native id names (one the pool just placed a request on)."""
+        return self.by_native[native_id]  # type: ignore[return-value]
+
     def release(self, native_id: int, cost: int) -> None:
         """Returns the load of a finished request (a no-op for a removed endpoint)."""
-        if self._endpoints[native_id] is None:
+        if self.by_native[native_id] is None:
             return
         self.native.release(native_id, cost)
         self.in_flight -= cost
@@ -239,15 +237,15 @@ class EndpointPool:
 
     def observe_latency(self, native_id: int, latency_ms: float) -> None:
         """Feeds one finished request's latency into its endpoint's EWMA."""
-        old = self._latency_ms[native_id]
-        self._latency_ms[native_id] = old + self.latency_alpha * (latency_ms - old)
+        old = self.latency_by_native[native_id]
+        self.latency_by_native[native_id] = old + self.latency_alpha * (latency_ms - old)
 
     def latency_ms(self, endpoint_id: str) -> float:
         """The endpoint's latency estimate (EWMA of observations, else its prior)."""
-        return self._latency_ms[self.native_id(endpoint_id)]
+        return self.latency_by_native[self.native_id(endpoint_id)]
 
     def latency_of(self, native_id: int) -> float:
-        return self._latency_ms[native_id]
+        return self.latency_by_native[native_id]
 
     def load(self, endpoint_id: str) -> int:
         return self.native.accelerator(self.native_id(endpoint_id)).current_load

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from fleetroute.admission.priority import LoadShedder, parse_priority
+from fleetroute.admission.priority import LoadShedder
 from fleetroute.admission.rate_limit import TieredRateLimiter
 from fleetroute.admission.response_cache import ResponseCache
 from fleetroute.clock import Clock, monotonic_clock
@@ -36,7 +36,7 @@ from fleetroute.resilience.health_check import HealthChecker
 from fleetroute.resilience.outlier_detection import Ejection, OutlierDetector
 from fleetroute.resilience.retry import RetryPolicy
 from fleetroute.routers.alert import Alert
-from fleetroute.routers.base_router import BaseRouter, request_cost
+from fleetroute.routers.base_router import BaseRouter, request_class
 from fleetroute.routers.endpoint import Endpoint
 from fleetroute.routers.routing_result import RoutingResult
 
@@ -155,6 +155,7 @@ class EnhancedRouter(BaseRouter):
         self._anomaly_interval = 10.0
         self._deweight_factor = 0.25
         self._next_anomaly_check = math.inf
+        self._next_poll = -math.inf
         self._health_task: asyncio.Task[None] | None = None
         if "circuit_breaker" in self.features:
             self._install_breaker(dict(_SEED_BREAKER_DEFAULTS))
@@ -253,6 +254,7 @@ class EnhancedRouter(BaseRouter):
             self._swap_outlier_detector(built["outlier_detection"])
         if "health_checks" in built:
             self._swap_health_checker(built["health_checks"])
+        self._next_poll = -math.inf
 
     def _breaker_from(self, config: Mapping[str, Any]) -> CircuitBreaker:
         settings = dict(config)
@@ -276,6 +278,7 @@ class EnhancedRouter(BaseRouter):
         self.breaker = breaker
 
     def _on_breaker_availability(self, endpoint_id: str, available: bool) -> None:
+        self._next_poll = -math.inf  # a new recovery deadline may now be the earliest
         if endpoint_id not in self.pool:
             return
         if available:
@@ -311,6 +314,7 @@ class EnhancedRouter(BaseRouter):
         self._anomaly_interval = interval
         self._deweight_factor = factor
         self._next_anomaly_check = self._clock() + interval
+        self._next_poll = -math.inf
 
     def _outlier_from(self, config: Mapping[str, Any]) -> OutlierDetector:
         if not isinstance(config, Mapping):
@@ -332,6 +336,7 @@ class EnhancedRouter(BaseRouter):
         self.outlier_detector = detector
 
     def _on_eject(self, endpoint_id: str, ejection: Ejection) -> None:
+        self._next_poll = -math.inf  # its expiry may now be the earliest deadline
         if endpoint_id in self.pool:
             self.pool.availability.exclude(endpoint_id, Unavailable.EJECTED)
 
@@ -411,14 +416,15 @@ class EnhancedRouter(BaseRouter):
         rate-limit refusal with ``retry_after`` (seconds), a shed refusal, or a
         placement (which holds load until ``complete``). ``user`` defaults to the
         request's ``user`` or ``user_id`` field."""
-        if not isinstance(request, Mapping):
-            raise ValueError(f"request must be a mapping (got {type(request).__name__})")
-        cost = request_cost(request)
-        priority = parse_priority(request.get("priority"))
+        cost, priority = request_class(request)
         if priority_boost:
             priority = priority.boosted()
-        fallback = self._fallback(enable_fallback)
-        self._poll()
+        fallback = (
+            self._default_fallback if enable_fallback is None else self._fallback(enable_fallback)
+        )
+        now = self._clock()
+        if now >= self._next_poll:
+            self._poll(now)
         cache_key = None
         if enable_caching:
             if self.cache is None:
@@ -431,11 +437,12 @@ class EnhancedRouter(BaseRouter):
                 return RoutingResult(
                     None, priority=priority, cost=cost, cached_response=cached, user_tier=user_tier
                 )
-        if self.rate_limiter is not None:
+        limiter = self.rate_limiter
+        if limiter is not None:
             if user is None:
-                found = request.get("user", request.get("user_id"))
+                found = request.get("user") or request.get("user_id")
                 user = None if found is None else str(found)
-            decision = self.rate_limiter.check(user, user_tier)
+            decision = limiter.check(user, user_tier, 1, now)
             if not decision.allowed:
                 if self.monitoring_enabled:
                     self.metrics.record_refused("rate_limited")
@@ -449,40 +456,58 @@ class EnhancedRouter(BaseRouter):
                 )
         elif user_tier is not None and not isinstance(user_tier, str):
             raise ValueError(f"user_tier must be a tier name (got {user_tier!r})")
-        if self.shedder is not None and not self.shedder.admit(priority, self.pool.utilisation):
+        shedder = self.shedder
+        pool = self.pool
+        if (
+            shedder is not None
+            and pool.in_flight >= shedder.lowest_threshold * pool.total_capacity
+            and not shedder.admit(priority, pool.utilisation)
+        ):
             if self.monitoring_enabled:
                 self.metrics.record_refused("shed")
             return RoutingResult(None, priority=priority, cost=cost, shed=True, user_tier=user_tier)
-        result = self._route(
-            cost,
-            priority,
-            consider_load=consider_load,
-            fallback=fallback,
-            return_metrics=return_metrics,
-        )
+        result = self._route(cost, priority, now, consider_load, fallback, return_metrics)
         result.user_tier = user_tier
         result.cache_key = cache_key
-        self._after_route(result)
+        breaker = self.breaker
+        if breaker is not None and breaker.half_open:
+            self._claim_trial(result)
+        if self._breaker_blocked and (result.fallback_used or result.no_capacity):
+            self._explain_fallback(result)
         return result
 
-    def _poll(self) -> None:
+    def _poll(self, now: float) -> None:
+        """Runs the time-driven transitions that are due: breaker recoveries, ejection
+        expiries and interval ends, the periodic anomaly evaluation."""
         if self.breaker is not None:
             self.breaker.poll()
         if self.outlier_detector is not None:
             self.outlier_detector.poll()
-        if self._clock() >= self._next_anomaly_check:
+        if now >= self._next_anomaly_check:
             self.evaluate_anomalies()
+        self._schedule_poll()
 
-    def _after_route(self, result: RoutingResult) -> None:
-        endpoint_id = result.endpoint_id
+    def _schedule_poll(self) -> None:
+        """The earliest time a time-driven transition may be due."""
+        due = self._next_anomaly_check
+        if self.breaker is not None:
+            due = min(due, self.breaker.next_recovery)
+        if self.outlier_detector is not None:
+            due = min(due, self.outlier_detector.next_event)
+        self._next_poll = due
+
+    def _claim_trial(self, result: RoutingResult) -> None:
         breaker = self.breaker
-        if breaker is not None and breaker.half_open and endpoint_id in breaker.half_open:
+        endpoint_id = result.endpoint_id
+        if breaker is not None and endpoint_id in breaker.half_open:
             breaker.try_acquire(endpoint_id)
-        if (result.fallback_used or result.no_capacity) and self._breaker_blocked:
-            first_tier = self.pool.tier_priorities[0] if self.pool.tier_priorities else None
-            result.circuit_breaker_open = any(
-                self.pool.get(e).priority == first_tier for e in self._breaker_blocked
-            )
+
+    def _explain_fallback(self, result: RoutingResult) -> None:
+        tiers = self.pool.tier_priorities
+        first_tier = tiers[0] if tiers else None
+        result.circuit_breaker_open = any(
+            self.pool.get(e).priority == first_tier for e in self._breaker_blocked
+        )
 
     def _first_attempt(
         self, request: Mapping[str, Any], options: Mapping[str, Any]
@@ -490,11 +515,18 @@ class EnhancedRouter(BaseRouter):
         return self.route_with_intelligence(request, **options)
 
     def _retry_attempt(self, first: RoutingResult, exclude: tuple[int, ...]) -> RoutingResult:
-        self._poll()
-        result = self._route(first.cost, first.priority, exclude=exclude)
+        now = self._clock()
+        if now >= self._next_poll:
+            self._poll(now)
+        result = self._route(
+            first.cost, first.priority, now, first.consider_load, first.fallback, exclude=exclude
+        )
         result.cache_key = first.cache_key
         result.user_tier = first.user_tier
-        self._after_route(result)
+        if self.breaker is not None and self.breaker.half_open:
+            self._claim_trial(result)
+        if self._breaker_blocked and (result.fallback_used or result.no_capacity):
+            self._explain_fallback(result)
         return result
 
     # Observe ----------------------------------------------------------------------------
@@ -506,14 +538,20 @@ class EnhancedRouter(BaseRouter):
         latency_ms: float,
         response: Any,
         error: BaseException | None,
+        now: float,
     ) -> None:
-        endpoint_id = result.endpoint_id
-        assert endpoint_id is not None
+        endpoint_id: str = result.endpoint_id  # type: ignore[assignment]
         latency = latency_ms / 1000.0
-        if self.breaker is not None:
-            self.breaker.record_result(endpoint_id, success, latency)
-        if self.outlier_detector is not None:
-            self.outlier_detector.record(endpoint_id, success)
+        breaker = self.breaker
+        if breaker is not None:
+            breaker.record_result(endpoint_id, success, latency)
+            if breaker.next_recovery < self._next_poll:
+                self._next_poll = breaker.next_recovery
+        detector = self.outlier_detector
+        if detector is not None:
+            detector.record(endpoint_id, success, now)
+            if detector.next_event < self._next_poll:
+                self._next_poll = detector.next_event
         if self.anomaly_detector is not None:
             self.anomaly_detector.observe(endpoint_id, latency, success)
         cache = self.cache

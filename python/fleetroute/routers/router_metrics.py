@@ -3,21 +3,21 @@
 Counters are cumulative; completed requests are also kept, with their time, in a
 bounded history (``history_seconds``, at most ``max_records``) so a monitor can
 compute throughput, latency percentiles and error rates over any recent window.
-Recording is O(1) and allocation-light: it runs once per request.
+Recording runs once per request, so it stores plain tuples and does no lookups;
+readers turn them into :class:`Completion` records.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from fleetroute.clock import Clock, monotonic_clock
 
-__all__ = ["Completion", "EndpointCounters", "RouterMetrics"]
+__all__ = ["Completion", "RouterMetrics"]
 
 
-@dataclass(frozen=True, slots=True)
-class Completion:
+class Completion(NamedTuple):
     """One finished request."""
 
     at: float
@@ -25,26 +25,6 @@ class Completion:
     latency_ms: float
     success: bool
     cost: int
-
-
-class EndpointCounters:
-    """Cumulative per-endpoint counts."""
-
-    __slots__ = ("completed", "failures", "latency_ms_sum", "routed")
-
-    def __init__(self) -> None:
-        self.routed = 0
-        self.completed = 0
-        self.failures = 0
-        self.latency_ms_sum = 0.0
-
-    @property
-    def error_rate(self) -> float:
-        return self.failures / self.completed if self.completed else 0.0
-
-    @property
-    def avg_latency_ms(self) -> float:
-        return self.latency_ms_sum / self.completed if self.completed else 0.0
 
 
 class RouterMetrics:
@@ -74,25 +54,17 @@ class RouterMetrics:
         self.cache_hits = 0
         self.fallbacks = 0
         self.retries = 0
-        self.endpoints: dict[str, EndpointCounters] = {}
-        self.history: deque[Completion] = deque(maxlen=max_records)
+        self._history: deque[tuple[float, str, float, bool, int]] = deque(maxlen=max_records)
 
-    def counters(self, endpoint_id: str) -> EndpointCounters:
-        counters = self.endpoints.get(endpoint_id)
-        if counters is None:
-            counters = self.endpoints[endpoint_id] = EndpointCounters()
-        return counters
-
-    def record_routed(self, endpoint_id: str, fallback: bool) -> None:
+    def record_routed(self, fallback: bool) -> None:
         self.requests += 1
         self.routed += 1
-        self.fallbacks += fallback
-        self.counters(endpoint_id).routed += 1
+        if fallback:
+            self.fallbacks += 1
 
     def record_refused(self, reason: str) -> None:
         """A request that got no endpoint: "rate_limited", "shed", "no_capacity"
         or "cache_hit" (served without one)."""
-        self.requests += 1
         if reason == "rate_limited":
             self.rate_limited += 1
         elif reason == "shed":
@@ -103,34 +75,44 @@ class RouterMetrics:
             self.no_capacity += 1
         else:
             raise ValueError(f"unknown refusal reason {reason!r}")
+        self.requests += 1
 
     def record_completion(
-        self, endpoint_id: str, latency_ms: float, success: bool, cost: int = 1
+        self, endpoint_id: str, latency_ms: float, success: bool, cost: int, now: float
     ) -> None:
-        now = self._clock()
+        """Records one finished request at ``now`` (the router's clock)."""
         self.completed += 1
-        counters = self.counters(endpoint_id)
-        counters.completed += 1
-        counters.latency_ms_sum += latency_ms
         if not success:
             self.failures += 1
-            counters.failures += 1
-        history = self.history
-        history.append(Completion(now, endpoint_id, latency_ms, success, cost))
-        horizon = now - self.history_seconds
-        while history[0].at < horizon:
-            history.popleft()
+        history = self._history
+        history.append((now, endpoint_id, latency_ms, success, cost))
+        if history[0][0] < now - self.history_seconds:
+            horizon = now - self.history_seconds
+            while history[0][0] < horizon:
+                history.popleft()
 
     def recent(self, seconds: float) -> list[Completion]:
         """Completions of the last ``seconds`` (oldest first)."""
         since = self._clock() - seconds
         out: list[Completion] = []
-        for completion in reversed(self.history):
-            if completion.at < since:
+        for record in reversed(self._history):
+            if record[0] < since:
                 break
-            out.append(completion)
+            out.append(Completion._make(record))
         out.reverse()
         return out
 
+    def endpoint_totals(self, endpoint_id: str) -> tuple[int, int]:
+        """(completed, failed) requests of ``endpoint_id`` still in the history."""
+        completed = failed = 0
+        for record in self._history:
+            if record[1] == endpoint_id:
+                completed += 1
+                failed += not record[3]
+        return completed, failed
+
     def forget(self, endpoint_id: str) -> None:
-        self.endpoints.pop(endpoint_id, None)
+        """Drops a removed endpoint's completions from the history."""
+        kept = [record for record in self._history if record[1] != endpoint_id]
+        self._history.clear()
+        self._history.extend(kept)

@@ -32,17 +32,20 @@ class RoutingResult:
     fallback_used: bool = False
     priority: Priority = Priority.NORMAL
     cost: int = 1
+    started_at: float = 0.0
+    native_id: int = field(default=-1, repr=False)
+    # How the request was routed, so a retry follows the same rules.
+    consider_load: bool = field(default=True, repr=False)
+    fallback: bool = field(default=True, repr=False)
+    user_tier: str | None = None
+    cache_key: bytes | None = field(default=None, repr=False)
     circuit_breaker_open: bool = False
     rate_limited: bool = False
     retry_after: float | None = None
     shed: bool = False
     no_capacity: bool = False
     cached_response: Any = None
-    user_tier: str | None = None
     metrics: dict[str, Any] | None = None
-    started_at: float = 0.0
-    cache_key: bytes | None = field(default=None, repr=False)
-    native_id: int = field(default=-1, repr=False)
     completed: bool = field(default=False, repr=False)
 
     @property

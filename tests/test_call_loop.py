@@ -183,3 +183,34 @@ def test_call_validates_its_options() -> None:
         asyncio.run(router.call({}, fine, max_retries=-1))
     with pytest.raises(ValueError, match="attempt_timeout"):
         asyncio.run(router.call({}, fine, attempt_timeout=0))
+
+
+def test_retries_keep_the_first_attempts_fallback_rule() -> None:
+    clock = ManualClock()
+    router = BaseRouter(
+        tpu_config={"enable_fallback": False},
+        clock=clock,
+        sleep=Recorder(clock),
+        retry_policy=RetryPolicy(max_retries=3, rng=random.Random(2)),
+    )
+    router.register_endpoints(
+        [
+            {"id": "a", "capacity": 4},
+            {"id": "a2", "capacity": 4},
+            {"id": "b", "capacity": 4, "priority": 2},
+        ]
+    )
+    tried: list[str] = []
+
+    async def always_503(endpoint: Endpoint) -> str:
+        tried.append(endpoint.id)
+        raise UpstreamError(503)
+
+    with pytest.raises(UpstreamError):
+        asyncio.run(router.call({}, always_503))
+    assert sorted(tried) == ["a", "a2"]  # tier 2 is never tried without fallback
+    tried.clear()
+    with pytest.raises(UpstreamError):
+        asyncio.run(router.call({}, always_503, enable_fallback=True))
+    assert sorted(tried) == ["a", "a2", "b"]
+    assert router.pool.in_flight == 0

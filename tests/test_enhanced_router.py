@@ -303,3 +303,23 @@ def test_active_health_checks_take_a_down_endpoint_out() -> None:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def test_open_circuits_take_at_most_max_open_percent_of_a_tier() -> None:
+    router = EnhancedRouter(features=["circuit_breaker"], clock=ManualClock(), seed=4)
+    router.register_endpoints([{"id": f"w{i}", "capacity": 10} for i in range(4)])
+    router.configure_advanced_features(
+        circuit_breaker={"failure_threshold": 1, "max_open_percent": 50}
+    )
+    breaker = router.breaker
+    assert breaker is not None
+    for i in range(4):
+        breaker.record_failure(f"w{i}")
+    assert breaker.open_endpoints() == frozenset({"w0", "w1", "w2", "w3"})
+    statuses = [router.pool.availability.is_routable(f"w{i}") for i in range(4)]
+    assert statuses == [False, False, True, True]
+    assert router.breaker_cap_hits == 2
+    served = {router.route_with_intelligence({}).endpoint_id for _ in range(8)}
+    assert served == {"w2", "w3"}
+    with pytest.raises(ValueError, match="max_open_percent"):
+        router.configure_advanced_features(circuit_breaker={"max_open_percent": 150})

@@ -6,6 +6,8 @@ policies (``admission``, ``resilience``) and the routers the seeds name
 (``routers``); the most used names are re-exported here.
 """
 
+import logging
+
 from fleetroute._native import (
     STRATEGIES,
     Accelerator,
@@ -38,6 +40,9 @@ from fleetroute.routers import (
     RouterMonitor,
     RoutingResult,
 )
+
+# A library logs; the application decides where the records go.
+logging.getLogger("fleetroute").addHandler(logging.NullHandler())
 
 __all__ = [
     "STRATEGIES",

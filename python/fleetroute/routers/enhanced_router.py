@@ -20,6 +20,7 @@ ejection expiry, anomaly evaluation) are polled with one comparison per request.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -40,7 +41,9 @@ from fleetroute.routers.base_router import BaseRouter, request_class
 from fleetroute.routers.endpoint import Endpoint
 from fleetroute.routers.routing_result import RoutingResult
 
-__all__ = ["DEFAULT_FEATURES", "FEATURES", "EnhancedRouter"]
+__all__ = ["DEFAULT_FEATURES", "DEFAULT_MAX_OPEN_PERCENT", "FEATURES", "EnhancedRouter"]
+
+_log = logging.getLogger("fleetroute.enhanced_router")
 
 #: Every feature name ``EnhancedRouter`` knows.
 FEATURES = frozenset(
@@ -72,6 +75,7 @@ _BREAKER_MS_KEYS = {
 }
 _BREAKER_KEYS = frozenset(
     {
+        "max_open_percent",
         "failure_threshold",
         "timeout_threshold",
         "recovery_timeout",
@@ -89,6 +93,11 @@ _SEED_BREAKER_DEFAULTS: Mapping[str, Any] = {
     "half_open_max_calls": 3,
     "automatic_recovery": True,
 }
+#: At most this share of a tier is taken out of service by open circuits; beyond it
+#: a tripped endpoint keeps serving (one may always be taken out). Without a cap, a
+#: brown-out that fails a share of every endpoint's calls opens every breaker and
+#: turns partial failure into an outage (Envoy's panic threshold answers the same).
+DEFAULT_MAX_OPEN_PERCENT = 50.0
 _ANOMALY_ROUTER_KEYS = frozenset({"interval", "deweight_factor"})
 
 
@@ -152,6 +161,9 @@ class EnhancedRouter(BaseRouter):
         self.outlier_detector: OutlierDetector | None = None
         self.health_checker: HealthChecker | None = None
         self._breaker_blocked: set[str] = set()
+        self.max_open_percent = DEFAULT_MAX_OPEN_PERCENT
+        #: Breaker openings that left the endpoint in service because of the cap.
+        self.breaker_cap_hits = 0
         self._anomaly_interval = 10.0
         self._deweight_factor = 0.25
         self._next_anomaly_check = math.inf
@@ -240,7 +252,7 @@ class EnhancedRouter(BaseRouter):
         if health_checks is not None:
             built["health_checks"] = self._health_from(health_checks)
         if "circuit_breaker" in built:
-            self._swap_breaker(built["circuit_breaker"])
+            self._swap_breaker(*built["circuit_breaker"])
         if "rate_limiting" in built:
             self.rate_limiter = built["rate_limiting"]
         if "request_prioritization" in built:
@@ -256,8 +268,11 @@ class EnhancedRouter(BaseRouter):
             self._swap_health_checker(built["health_checks"])
         self._next_poll = -math.inf
 
-    def _breaker_from(self, config: Mapping[str, Any]) -> CircuitBreaker:
+    def _breaker_from(self, config: Mapping[str, Any]) -> tuple[CircuitBreaker, float]:
         settings = dict(config)
+        cap = settings.pop("max_open_percent", DEFAULT_MAX_OPEN_PERCENT)
+        if not (isinstance(cap, int | float) and not isinstance(cap, bool) and 0 <= cap <= 100):
+            raise ValueError(f"circuit_breaker max_open_percent must be in [0, 100] (got {cap!r})")
         for key in _BREAKER_MS_KEYS:
             value = settings.get(key)
             if value is not None:
@@ -266,26 +281,44 @@ class EnhancedRouter(BaseRouter):
                 settings[key] = value / 1000.0
         breaker = CircuitBreaker(clock=self._clock, **settings)
         breaker.add_availability_listener(self._on_breaker_availability)
-        return breaker
+        return breaker, float(cap)
 
     def _install_breaker(self, config: Mapping[str, Any]) -> None:
-        self._swap_breaker(self._breaker_from(config))
+        self._swap_breaker(*self._breaker_from(config))
 
-    def _swap_breaker(self, breaker: CircuitBreaker) -> None:
+    def _swap_breaker(self, breaker: CircuitBreaker, max_open_percent: float) -> None:
         for endpoint_id in list(self._breaker_blocked):
             self.pool.availability.include(endpoint_id, Unavailable.CIRCUIT_OPEN)
         self._breaker_blocked.clear()
         self.breaker = breaker
+        self.max_open_percent = max_open_percent
 
     def _on_breaker_availability(self, endpoint_id: str, available: bool) -> None:
         self._next_poll = -math.inf  # a new recovery deadline may now be the earliest
-        if endpoint_id not in self.pool:
+        pool = self.pool
+        if endpoint_id not in pool:
             return
         if available:
             self._breaker_blocked.discard(endpoint_id)
-        else:
-            self._breaker_blocked.add(endpoint_id)
-        self.pool.availability.set(endpoint_id, Unavailable.CIRCUIT_OPEN, not available)
+            pool.availability.include(endpoint_id, Unavailable.CIRCUIT_OPEN)
+            return
+        tier = pool.get(endpoint_id).priority
+        members = sum(1 for e in pool.endpoints() if e.priority == tier)
+        blocked = sum(1 for e in self._breaker_blocked if pool.get(e).priority == tier)
+        if blocked and (blocked + 1) * 100 > self.max_open_percent * members:
+            self.breaker_cap_hits += 1
+            _log.warning(
+                "circuit open for %s but %d of %d endpoints of tier %d are already out "
+                "(max_open_percent %.0f): it stays in service",
+                endpoint_id,
+                blocked,
+                members,
+                tier,
+                self.max_open_percent,
+            )
+            return
+        self._breaker_blocked.add(endpoint_id)
+        pool.availability.exclude(endpoint_id, Unavailable.CIRCUIT_OPEN)
 
     def _anomaly_from(self, config: Mapping[str, Any]) -> tuple[AnomalyDetector, float, float]:
         settings = dict(config)

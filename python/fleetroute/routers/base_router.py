@@ -262,7 +262,7 @@ class BaseRouter:
                 placement = None
             else:
                 pool.in_flight += cost
-                placement = Placement(pool.endpoint_at(picked), picked, 0)
+                placement = Placement(pool.by_native[picked], picked, 0)  # type: ignore[arg-type]
         else:
             placement = pool.place(
                 cost, NATIVE_PRIORITY[priority], consider_load, fallback, exclude
@@ -279,7 +279,7 @@ class BaseRouter:
         result = RoutingResult(
             endpoint.id,
             endpoint,
-            pool.latency_of(native_id),
+            pool.latency_by_native[native_id],
             1.0 - load / endpoint.capacity,
             endpoint.priority,
             tier_index > 0,
@@ -347,11 +347,8 @@ class BaseRouter:
             return
         pool = self.pool
         native_id = result.native_id
-        if pool.by_native[native_id] is not None:  # else removed: its load is gone
-            pool.native.release(native_id, result.cost)
-            pool.in_flight -= result.cost
-        ewma = pool.latency_by_native
-        ewma[native_id] += pool.latency_alpha * (latency_ms - ewma[native_id])
+        pool.release(native_id, result.cost)
+        pool.observe_latency(native_id, latency_ms)
         if self.monitoring_enabled:
             self.metrics.record_completion(endpoint_id, latency_ms, success, result.cost, now)
         self._observe(result, success, latency_ms, response, error, now)

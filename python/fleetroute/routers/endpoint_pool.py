@@ -222,10 +222,6 @@ class EndpointPool:
                 break
         return None
 
-    def endpoint_at(self, native_id: int) -> Endpoint:
-        """The endpoint a native id names (one the pool just placed a request on)."""
-        return self.by_native[native_id]  # type: ignore[return-value]
-
     def release(self, native_id: int, cost: int) -> None:
         """Returns the load of a finished request (a no-op for a removed endpoint)."""
         if self.by_native[native_id] is None:
@@ -244,14 +240,8 @@ class EndpointPool:
         """The endpoint's latency estimate (EWMA of observations, else its prior)."""
         return self.latency_by_native[self.native_id(endpoint_id)]
 
-    def latency_of(self, native_id: int) -> float:
-        return self.latency_by_native[native_id]
-
     def load(self, endpoint_id: str) -> int:
-        return self.native.accelerator(self.native_id(endpoint_id)).current_load
-
-    def load_of(self, native_id: int) -> int:
-        return self.native.accelerator(native_id).current_load
+        return self.native.load(self.native_id(endpoint_id))
 
     @property
     def utilisation(self) -> float:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -28,6 +27,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from fleetroute.clock import Clock, monotonic_clock
+from fleetroute.validation import positive_int, positive_number
 
 __all__ = ["HealthChecker", "HealthStatus"]
 
@@ -73,24 +73,6 @@ class _Target:
         self.last_checked: float | None = None
         self.last_latency: float | None = None
         self.last_error: str | None = None
-
-
-def _check_positive_seconds(name: str, value: object) -> float:
-    # bool is an int subclass; True as "1 second" is almost certainly a mistake.
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"{name} must be a finite number > 0 (got {value!r})")
-    return float(value)
-
-
-def _check_threshold(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1 (got {value!r})")
-    return value
 
 
 def _normalise_base_url(endpoint_id: object, base_url: object) -> str:
@@ -165,10 +147,10 @@ class HealthChecker:
         client: httpx.AsyncClient | None = None,
     ) -> None:
         # Validate everything before storing anything, so a bad argument leaves no object.
-        self._interval = _check_positive_seconds("interval", interval)
-        self._timeout = _check_positive_seconds("timeout", timeout)
-        self._unhealthy_threshold = _check_threshold("unhealthy_threshold", unhealthy_threshold)
-        self._healthy_threshold = _check_threshold("healthy_threshold", healthy_threshold)
+        self._interval = positive_number("interval", interval, "a number of seconds")
+        self._timeout = positive_number("timeout", timeout, "a number of seconds")
+        self._unhealthy_threshold = positive_int("unhealthy_threshold", unhealthy_threshold)
+        self._healthy_threshold = positive_int("healthy_threshold", healthy_threshold)
         if not isinstance(path, str) or not path.startswith("/"):
             raise ValueError(f"path must be a str starting with '/' (got {path!r})")
         self._path = path

@@ -45,19 +45,6 @@ __all__ = ["DEFAULT_FEATURES", "DEFAULT_MAX_OPEN_PERCENT", "FEATURES", "Enhanced
 
 _log = logging.getLogger("fleetroute.enhanced_router")
 
-#: Every feature name ``EnhancedRouter`` knows.
-FEATURES = frozenset(
-    {
-        "circuit_breaker",
-        "rate_limiting",
-        "request_prioritization",
-        "intelligent_caching",
-        "anomaly_detection",
-        "outlier_detection",
-        "health_checks",
-    }
-)
-
 #: Enabled when ``features`` is not given: seed 000's five, and outlier ejection.
 DEFAULT_FEATURES = (
     "circuit_breaker",
@@ -67,6 +54,9 @@ DEFAULT_FEATURES = (
     "anomaly_detection",
     "outlier_detection",
 )
+
+#: Every feature name ``EnhancedRouter`` knows.
+FEATURES = frozenset({*DEFAULT_FEATURES, "health_checks"})
 
 # Seed 000's circuit_breaker config is in milliseconds; these keys are converted.
 _BREAKER_MS_KEYS = {

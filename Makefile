@@ -15,8 +15,13 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "maturin>=1.7,<2"
-	$(PY) -m pip install --quiet numpy httpx pytest pytest-benchmark pytest-timeout hypothesis ruff mypy
+	$(PY) -m pip install --quiet numpy httpx pyyaml types-PyYAML pytest pytest-benchmark pytest-timeout hypothesis ruff mypy
 	touch $(STAMP)
+
+# What only the benchmarks need (plots), kept out of the test set-up.
+$(VENV)/.bench: $(STAMP)
+	$(PY) -m pip install --quiet matplotlib
+	touch $(VENV)/.bench
 
 $(VENV)/.native: $(STAMP) $(NATIVE_SOURCES)
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
@@ -39,7 +44,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check python tests benches
 	$(VENV)/bin/mypy python/fleetroute
 
-bench: $(VENV)/.native
+bench: $(VENV)/.native $(VENV)/.bench
 	$(PY) -m pytest benches -q -p no:cacheprovider --benchmark-only
 
 bench-rust:
@@ -47,7 +52,7 @@ bench-rust:
 
 # fleetroute vs intelligent-routing 0.1.0 (PyPI, in .venv-baseline, created on first
 # use), then the registry's memory footprint. Reports PASS/MISS, asserts nothing.
-bench-compare: $(VENV)/.native
+bench-compare: $(VENV)/.native $(VENV)/.bench
 	$(PY) benches/seed003_comparison.py
 	$(PY) benches/memory_footprint.py
 

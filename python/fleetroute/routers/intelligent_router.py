@@ -25,7 +25,11 @@ from fleetroute.scoring.provider_scoring import (
     RoutingStrategy,
     Weights,
 )
-from fleetroute.scoring.task_detection import detect_task_type
+from fleetroute.scoring.task_detection import (
+    DEFAULT_PREFERENCES,
+    TASK_PREFERENCES,
+    detect_task_type,
+)
 
 __all__ = ["IntelligentRouter", "NoProvidersAvailable", "TaskBasedRouter"]
 
@@ -165,16 +169,12 @@ class TaskBasedRouter(IntelligentRouter):
     preferred models have no metrics here falls back to every provider."""
 
     TASK_PREFERENCES: ClassVar[dict[str, list[str]]] = {
-        "code_generation": ["claude-sonnet", "gpt-4"],
-        "summarization": ["gpt-3.5", "claude-haiku"],
-        "creative_writing": ["claude-opus", "gpt-4"],
-        "translation": ["gpt-4", "gemini-pro"],
-        "data_extraction": ["gpt-3.5", "claude-haiku"],
+        task: list(models) for task, models in TASK_PREFERENCES.items()
     }
 
     def route(self, request: LLMRequest) -> Provider:
         task_type = self._detect_task_type(request)
-        preferred_models = self.TASK_PREFERENCES.get(task_type, ["gpt-4"])  # default
+        preferred_models = self.TASK_PREFERENCES.get(task_type, list(DEFAULT_PREFERENCES))
         candidates = [
             p for p in self.providers if p.model in preferred_models and p.name in self.metrics
         ]

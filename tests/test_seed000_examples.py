@@ -1,14 +1,14 @@
 """Seed 000's BaseRouter, EnhancedRouter and RouterMonitor examples, as written
 (import renamed to fleetroute, undefined variables filled in, a clock injected where
-the example waits). The AdaptiveRouter and BTORouter of the same examples arrive with
-their own stages; the monitor here watches the two routers that exist."""
+the example waits). The BTORouter of the same examples arrives with load forecasting;
+the monitor here watches the other three."""
 
 from __future__ import annotations
 
 import pytest
 
 from fleetroute import ManualClock
-from fleetroute.routers import BaseRouter, EnhancedRouter, RouterMonitor
+from fleetroute.routers import AdaptiveRouter, BaseRouter, EnhancedRouter, RouterMonitor
 
 
 def seed_base_router() -> BaseRouter:
@@ -153,9 +153,24 @@ def test_router_monitor_example(capsys: pytest.CaptureFixture[str]) -> None:
         clock.advance(0.05)
         enhanced_router.complete(result, latency_ms=1500.0, success=i % 4 != 0)
 
+    # Router that adapts based on load and performance
+    adaptive_router = AdaptiveRouter(
+        adaptation_strategy="dynamic_weighted",
+        learning_rate=0.1,
+        history_window=1000,
+        performance_weights={
+            "latency": 0.4,
+            "throughput": 0.3,
+            "accuracy": 0.2,
+            "availability": 0.1,
+        },
+        clock=clock,
+    )
+    adaptive_router.register_endpoints([{"id": "adaptive_a", "capacity": 10}])
+
     # Router monitoring system
     monitor = RouterMonitor(
-        routers=[base_router, enhanced_router],
+        routers=[base_router, adaptive_router, enhanced_router],
         metrics_collection_frequency=5,  # seconds
         alert_thresholds={
             "high_latency": 1000,  # ms
@@ -217,7 +232,8 @@ def test_router_monitor_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert overall["error_rate"] == pytest.approx(0.25)
     assert overall["total_requests_per_sec"] == pytest.approx(40 / 2.0)
     health = performance_dashboard["endpoint_health"]
-    assert set(health) == {"tpu_primary", "gpu_secondary", "cpu_fallback"}
+    assert set(health) == {"tpu_primary", "gpu_secondary", "cpu_fallback", "adaptive_a"}
+    assert isinstance(performance_dashboard["router_intelligence"]["adaptation_score"], float)
     out = capsys.readouterr().out
     assert "🚨 warning: EnhancedRouter: p95 latency 1500 ms over 1000 ms" in out
     assert "🚨 critical: EnhancedRouter: error rate 25.0% over 5.0%" in out

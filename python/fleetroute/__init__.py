@@ -2,7 +2,7 @@
 
 The routing core is Rust (``fleetroute._native``): a lock-free accelerator registry
 with live load counters and the selection strategies. On top of it sit Python
-policies (``admission``, ``resilience``) and the routers the seeds name
+policies (``admission``, ``resilience``, ``scoring``) and the routers the seeds name
 (``routers``); the most used names are re-exported here.
 """
 
@@ -32,13 +32,27 @@ from fleetroute.resilience import (
     UpstreamError,
 )
 from fleetroute.routers import (
+    AdaptiveRouter,
     Alert,
     BaseRouter,
     Endpoint,
     EnhancedRouter,
+    IntelligentRouter,
+    ModelFleetRouter,
     NoEndpointAvailable,
+    RouterAnalytics,
     RouterMonitor,
     RoutingResult,
+    TaskBasedRouter,
+    TTSRouter,
+)
+from fleetroute.scoring import (
+    BudgetManager,
+    LLMRequest,
+    NoProvidersAvailable,
+    ProviderMetrics,
+    Response,
+    RoutingStrategy,
 )
 
 # A library logs; the application decides where the records go.
@@ -47,25 +61,37 @@ logging.getLogger("fleetroute").addHandler(logging.NullHandler())
 __all__ = [
     "STRATEGIES",
     "Accelerator",
+    "AdaptiveRouter",
     "Alert",
     "AnomalyDetector",
     "BaseRouter",
+    "BudgetManager",
     "CandidateSet",
     "CircuitBreaker",
     "Endpoint",
     "EnhancedRouter",
     "HealthChecker",
+    "IntelligentRouter",
     "KeyedTokenBucket",
+    "LLMRequest",
     "ManualClock",
+    "ModelFleetRouter",
     "NoEndpointAvailable",
+    "NoProvidersAvailable",
     "OutlierDetector",
     "Priority",
+    "ProviderMetrics",
     "Request",
+    "Response",
     "ResponseCache",
     "RetryPolicy",
     "Router",
+    "RouterAnalytics",
     "RouterMonitor",
     "RoutingResult",
+    "RoutingStrategy",
+    "TTSRouter",
+    "TaskBasedRouter",
     "TieredRateLimiter",
     "TokenBucket",
     "UpstreamError",

@@ -623,6 +623,10 @@ class AdaptiveRouter(BaseRouter):
 
     # Routing ----------------------------------------------------------------------------
 
+    def _owns_weights(self) -> bool:
+        # Learned weights take precedence over configure_load_balancing's adjustment.
+        return self.adaptation_strategy == "dynamic_weighted"
+
     def route_adaptive(
         self,
         request: Mapping[str, Any],

@@ -25,6 +25,7 @@ from fleetroute.resilience.availability import Unavailable
 from fleetroute.resilience.retry import RetryPolicy, is_retryable
 from fleetroute.routers.endpoint import Endpoint
 from fleetroute.routers.endpoint_pool import EndpointPool, Placement
+from fleetroute.routers.load_balancing import LoadBalancingConfig
 from fleetroute.routers.router_metrics import RouterMetrics
 from fleetroute.routers.routing_result import RoutingResult
 from fleetroute.validation import non_negative_number
@@ -158,6 +159,8 @@ class BaseRouter:
         self._clock = clock
         self._sleep = sleep
         self._deweighted: set[str] = set()
+        self.load_balancing: LoadBalancingConfig | None = None
+        self._next_rebalance = math.inf
 
     # Registration -----------------------------------------------------------------------
 
@@ -254,6 +257,9 @@ class BaseRouter:
         return_metrics: bool = False,
         exclude: tuple[int, ...] = (),
     ) -> RoutingResult:
+        if now >= self._next_rebalance:
+            self._next_rebalance = now + self.load_balancing.adjustment_frequency  # type: ignore[union-attr]
+            self.rebalance()
         pool = self.pool
         if pool.single_tier and consider_load and not exclude:
             # One tier, nothing deprioritised: the whole fleet is the candidate set.
@@ -306,6 +312,66 @@ class BaseRouter:
                 "strategy": pool.native.strategy,
             }
         return result
+
+    def configure_load_balancing(self, config: Mapping[str, Any]) -> LoadBalancingConfig:
+        """Seed 000's load balancing settings (see ``fleetroute.routers.load_balancing``):
+        ``algorithms.primary`` becomes the Rust strategy (refused while requests are in
+        flight), and with ``dynamic_adjustment`` enabled the endpoints' weights follow
+        the weighted signals every ``adjustment_frequency`` seconds."""
+        parsed = LoadBalancingConfig.parse(config, self.pool.native.strategy)
+        self.pool.set_strategy(parsed.primary)
+        self.load_balancing = parsed
+        self._balancing_weights: dict[str, float] = {}
+        if parsed.enabled and not self._owns_weights():
+            self.rebalance()
+            self._next_rebalance = self._clock() + parsed.adjustment_frequency
+        else:
+            self._next_rebalance = math.inf
+        return parsed
+
+    def _owns_weights(self) -> bool:
+        """True for routers that set endpoint weights themselves (learned weights)."""
+        return False
+
+    def rebalance(self) -> int:
+        """Moves every endpoint's weight toward its load balancing score now; returns
+        how many weights were written (those that changed by more than the
+        sensitivity). Endpoints de-weighted by a mitigation keep their weight."""
+        config = self.load_balancing
+        if config is None:
+            raise ValueError("configure_load_balancing has not been called")
+        pool = self.pool
+        w = config.weights
+        by_tier: dict[int, list[Endpoint]] = {}
+        for endpoint in pool.endpoints():
+            by_tier.setdefault(endpoint.priority, []).append(endpoint)
+        written = 0
+        for members in by_tier.values():
+            largest = max(e.capacity for e in members)
+            latencies = {e.id: pool.latency_ms(e.id) for e in members}
+            fastest = min(latencies.values())
+            for endpoint in members:
+                if endpoint.id in self._deweighted:
+                    continue
+                region = endpoint.metadata.get("region")
+                score = (
+                    w["endpoint_capacity"] * endpoint.capacity / largest
+                    + w["current_load"] * max(0.0, 1.0 - pool.load(endpoint.id) / endpoint.capacity)
+                    + w["historical_performance"] * fastest / latencies[endpoint.id]
+                    + w["resource_availability"] * pool.availability.is_routable(endpoint.id)
+                    + w["geographic_proximity"] * (config.region is None or region == config.region)
+                )
+                target = endpoint.weight * (0.05 + score)
+                old = self._balancing_weights.get(endpoint.id, endpoint.weight)
+                new = config.stability_factor * old + (1 - config.stability_factor) * target
+                if (
+                    abs(new - old) > config.sensitivity * old
+                    or endpoint.id not in self._balancing_weights
+                ):
+                    pool.reweigh(endpoint.id, new)
+                    self._balancing_weights[endpoint.id] = new
+                    written += 1
+        return written
 
     def endpoint_status(self, endpoint_id: str) -> str:
         """``healthy``, ``unhealthy`` or ``drained``."""

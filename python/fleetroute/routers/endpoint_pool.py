@@ -63,6 +63,7 @@ class EndpointPool:
         if not (0 < latency_alpha <= 1):
             raise ValueError(f"latency_alpha must be in (0, 1] (got {latency_alpha!r})")
         self.native = Router(strategy, seed=seed, priority_reserve=priority_reserve)
+        self._seed = seed
         self.default_latency_ms = float(default_latency_ms)
         self.latency_alpha = float(latency_alpha)
         self._by_id: dict[str, Endpoint] = {}
@@ -120,6 +121,23 @@ class EndpointPool:
         self._deprioritised.discard(endpoint_id)
         self._rebuild_tiers()
         return endpoint
+
+    def set_strategy(self, strategy: str) -> None:
+        """Moves the endpoints to a registry picking with ``strategy``: same ids,
+        capacities, weights and health. Refused while requests are in flight, whose
+        load the new registry could not hold."""
+        if strategy == self.native.strategy:
+            return
+        if self.in_flight:
+            raise ValueError(
+                f"cannot change the strategy to {strategy!r} with {self.in_flight} load "
+                "units in flight; change it before serving or once drained"
+            )
+        native = Router(strategy, seed=self._seed, priority_reserve=self.native.priority_reserve)
+        views = self.native.accelerators()
+        native.add_accelerators([Accelerator(v.id, v.capacity, v.weight, v.healthy) for v in views])
+        self.native = native
+        self._rebuild_tiers()
 
     def get(self, endpoint_id: str) -> Endpoint:
         try:

@@ -84,19 +84,43 @@ def test_update_metrics_is_seed_001s_moving_average() -> None:
     assert router.metrics["gpt-4"].avg_latency == pytest.approx(0.9 * before + 10.0)
     for _ in range(3):
         asyncio.run(router.update_metrics("gpt-4", Response(error="timeout")))
-    # 0.95^3 < 0.95: below seed 001's availability floor, gpt-4 is no longer chosen.
+    # 0.95^3 < 0.95: below seed 001's availability floor, gpt-4 gets one probe per
+    # probe_interval and no other traffic.
     assert router.metrics["gpt-4"].availability == pytest.approx(0.95**3)
+    assert router.route(LLMRequest("complex reasoning")).name == "gpt-4"  # the probe
     assert router.route(LLMRequest("complex reasoning")).name != "gpt-4"
     with pytest.raises(KeyError, match="nope"):
         asyncio.run(router.update_metrics("nope", Response(latency=1.0)))
 
 
 def test_no_available_provider_is_an_error_that_says_why() -> None:
-    router = IntelligentRouter()
+    clock = ManualClock()
+    router = IntelligentRouter(clock=clock)
     for metrics in router.metrics.values():
         metrics.availability = 0.5
+    # Each provider below the floor gets one probe per interval, then nothing.
+    probed = {router.route(LLMRequest("anything")).name for _ in range(6)}
+    assert probed == set(router.metrics)
     with pytest.raises(NoProvidersAvailable, match=r"availability 0\.500 < 0\.95"):
         router.route(LLMRequest("anything"))
+    clock.advance(30.0)
+    assert router.route(LLMRequest("anything")).name in router.metrics
+
+
+def test_a_locked_out_provider_earns_its_way_back_through_probes() -> None:
+    clock = ManualClock()
+    router = IntelligentRouter(strategy="quality", clock=clock, probe_interval=10.0, seed=1)
+    for _ in range(2):
+        asyncio.run(router.update_metrics("gpt-4", Response(error="HTTP 500")))
+    served = []
+    for _ in range(80):
+        name = router.route(LLMRequest("q")).name
+        served.append(name)
+        asyncio.run(router.update_metrics(name, Response(latency=500.0)))
+        clock.advance(1.0)
+    # Six successful probes (one per 10 s) bring 0.9025 back over 0.95 (x1.01 each).
+    assert router.metrics["gpt-4"].availability >= 0.95
+    assert served[-1] == "gpt-4"
 
 
 def test_task_based_routing_prefers_the_tasks_models() -> None:

@@ -10,11 +10,13 @@ candidate exactly when it has metrics.
 from __future__ import annotations
 
 import copy
+import math
 import random
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar
 
+from fleetroute.clock import Clock, monotonic_clock
 from fleetroute.scoring.budget import BudgetManager, Reservations
 from fleetroute.scoring.provider import DEFAULT_CATALOGUE, Provider
 from fleetroute.scoring.provider_metrics import LLMRequest, ProviderMetrics, Response
@@ -30,6 +32,7 @@ from fleetroute.scoring.task_detection import (
     TASK_PREFERENCES,
     detect_task_type,
 )
+from fleetroute.validation import positive_number
 
 __all__ = ["IntelligentRouter", "NoProvidersAvailable", "TaskBasedRouter"]
 
@@ -46,9 +49,15 @@ class IntelligentRouter:
         constraints: Constraints | None = None,
         alpha: float = 0.1,
         budgets: BudgetManager | None = None,
+        probe_interval: float = 30.0,
+        clock: Clock = monotonic_clock,
         seed: int | None = None,
     ) -> None:
         self.budgets = budgets
+        self.probe_interval = positive_number("probe_interval", probe_interval, "seconds")
+        self._clock = clock
+        # When each provider last got a probe while below the availability floor.
+        self._last_probe: dict[str, float] = {}
         # Reservations of routed requests, settled in order by ``update_metrics``.
         self._open: dict[str, deque[Reservations]] = {}
         self._scorer = ProviderScorer(strategy, weights, constraints, rng=random.Random(seed))
@@ -105,6 +114,9 @@ class IntelligentRouter:
     def _choose(self, candidates: list[ProviderMetrics], request: LLMRequest) -> Provider:
         if not isinstance(request, LLMRequest):
             raise ValueError(f"request must be an LLMRequest (got {type(request).__name__})")
+        probe = self._probe(candidates)
+        if probe is not None:
+            return self.provider(probe.provider)
         budgets = self.budgets
         if budgets is None:
             chosen = self._scorer.choose(candidates, request)
@@ -137,6 +149,21 @@ class IntelligentRouter:
         reservation = budgets.reserve(chosen.provider, request.tenant, estimate, request.budget)
         self._open.setdefault(chosen.provider, deque()).append(reservation)
         return self.provider(chosen.provider)
+
+    def _probe(self, candidates: list[ProviderMetrics]) -> ProviderMetrics | None:
+        """A provider below the availability floor gets one request per
+        ``probe_interval`` seconds, so that it can earn its availability back; seed
+        001's rule alone (x1.01 per success, but no traffic below the floor) would shut
+        it out for good after two errors."""
+        floor = self._scorer.constraints.min_availability
+        now = self._clock()
+        for m in candidates:
+            if m.availability < floor and now - self._last_probe.get(m.provider, -math.inf) >= (
+                self.probe_interval
+            ):
+                self._last_probe[m.provider] = now
+                return m
+        return None
 
     def _pressure(self, request: LLMRequest) -> float:
         """Budget pacing pressure of the global and the tenant's budgets."""

@@ -229,7 +229,16 @@ class ProviderScorer:
         cost = [m.blended_price for m in eligible]
         latency = [m.avg_latency for m in eligible]
         if request is not None and request.budget is not None:
-            keep = [i for i, m in enumerate(eligible) if self._affordable(m, request)]
+            tokens_in, tokens_out, budget = (
+                request.prompt_tokens,
+                request.max_tokens,
+                request.budget,
+            )
+            keep = [
+                i
+                for i, m in enumerate(eligible)
+                if m.estimate_cost(tokens_in, tokens_out) <= budget
+            ]
             eligible = [eligible[i] for i in keep]
             quality = [quality[i] for i in keep]
             cost = [cost[i] for i in keep]
@@ -242,11 +251,6 @@ class ProviderScorer:
         best = max(scores)
         top = [m for m, s in zip(eligible, scores, strict=True) if s >= best - _TIE]
         return top[0] if len(top) == 1 else self._rng.choice(top)
-
-    @staticmethod
-    def _affordable(m: ProviderMetrics, request: LLMRequest) -> bool:
-        assert request.budget is not None
-        return m.estimate_cost(request.prompt_tokens, request.max_tokens) <= request.budget
 
     def rank(
         self,

@@ -23,8 +23,8 @@ import asyncio
 import logging
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from fleetroute.admission.priority import LoadShedder
 from fleetroute.admission.rate_limit import TieredRateLimiter
@@ -40,6 +40,10 @@ from fleetroute.routers.alert import Alert
 from fleetroute.routers.base_router import BaseRouter, request_class
 from fleetroute.routers.endpoint import Endpoint
 from fleetroute.routers.routing_result import RoutingResult
+
+if TYPE_CHECKING:
+    # JAX loads only when an expert system is used, not with every router.
+    from fleetroute.moe.dynamic_moe import DynamicMoE, ExpertRoutingResult
 
 __all__ = ["DEFAULT_FEATURES", "DEFAULT_MAX_OPEN_PERCENT", "FEATURES", "EnhancedRouter"]
 
@@ -118,7 +122,19 @@ class EnhancedRouter(BaseRouter):
         clock: Clock = monotonic_clock,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         name: str | None = None,
+        expert_system: DynamicMoE | None = None,
+        expert_routing: bool | None = None,
+        load_aware_expert_selection: bool = True,
     ) -> None:
+        if expert_system is not None and not callable(getattr(expert_system, "route", None)):
+            raise ValueError(f"expert_system must be a DynamicMoE (got {expert_system!r})")
+        self.expert_system = expert_system
+        self.expert_routing = (
+            expert_system is not None if expert_routing is None else expert_routing
+        )
+        if self.expert_routing and expert_system is None:
+            raise ValueError("expert_routing needs an expert_system")
+        self.load_aware_expert_selection = bool(load_aware_expert_selection)
         chosen = list(DEFAULT_FEATURES if features is None else features)
         for feature in chosen:
             if feature not in FEATURES:
@@ -497,6 +513,30 @@ class EnhancedRouter(BaseRouter):
             self._claim_trial(result)
         if self._breaker_blocked and (result.fallback_used or result.no_capacity):
             self._explain_fallback(result)
+        return result
+
+    def route_to_expert(
+        self,
+        request: Mapping[str, Any],
+        required_expertise: Sequence[str] = (),
+        quality_requirements: Mapping[str, float] | None = None,
+        top_k: int | None = None,
+    ) -> ExpertRoutingResult:
+        """Seed 000's expert routing: the ``expert_system`` chooses the experts (load
+        aware when ``load_aware_expert_selection``), and when endpoints are registered
+        the request is also placed on one (``result.endpoint``, a ``RoutingResult``
+        that holds load until ``complete``)."""
+        if not self.expert_routing or self.expert_system is None:
+            raise ValueError("expert routing is off: pass expert_system= (and expert_routing=True)")
+        result = self.expert_system.route(
+            request,
+            required_expertise,
+            quality_requirements,
+            top_k,
+            load_aware=self.load_aware_expert_selection,
+        )
+        if len(self.pool):
+            result.endpoint = self.route_with_intelligence(request)
         return result
 
     def _poll(self, now: float) -> None:

@@ -126,3 +126,12 @@ class NeuralGate:
         )
         self.updates += 1
         return float(loss)
+
+    def reset_expert(self, expert: int, initial_reward: float = 1.0) -> None:
+        """Forgets what was learned about ``expert`` (its slot now serves another)."""
+        if not 0 <= expert < self.num_experts:
+            raise ValueError(f"expert {expert} is not in [0, {self.num_experts})")
+        p = self.params
+        self.params = GateParams(
+            p.w1, p.b1, p.w2.at[:, expert].set(0.0), p.b2.at[expert].set(initial_reward)
+        )

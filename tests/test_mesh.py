@@ -41,6 +41,7 @@ from fleetroute.mesh import (
     preset_for_devices,
     slice_preset,
 )
+from fleetroute.moe.gating import switch_gating
 
 SEED_TPU_CONFIG: dict[str, Any] = {
     "mesh_shape": (8, 4),  # TPU v4-32
@@ -72,6 +73,21 @@ def top1_gating(tokens: jax.Array, params: Mapping[str, jax.Array]) -> dict[str,
     # across processes in the distributed test).
     load = jnp.sum(dispatch, axis=0)
     return {"probs": probs, "expert": expert, "dispatch": dispatch, "out": out, "load": load}
+
+
+@jax.jit
+def project_switch_gating(
+    tokens: jax.Array, params: Mapping[str, jax.Array]
+) -> dict[str, jax.Array]:
+    """``fleetroute.moe.gating.switch_gating`` on the router logits, with a capacity
+    small enough that some tokens are dropped (token order decides which)."""
+    logits = tokens @ params["gate"].T
+    routing = switch_gating(logits, capacity_factor=0.75, check=False)
+    return {
+        "dispatch": routing.dispatch,
+        "combine": routing.combine,
+        "dropped": jnp.sum(routing.dropped),
+    }
 
 
 def gating_inputs(
@@ -170,6 +186,16 @@ def worker_single() -> dict[str, Any]:
     unsharded = jax.tree.map(np.asarray, top1_gating(tokens, params))
     facts["gating_max_abs_diff"] = compare_gating(sharded, unsharded)
     facts["experts_used"] = sorted({int(e) for e in unsharded["expert"]})
+    # The project's own Switch gating, capacity-limited, under the same sharding.
+    switched = adapter.to_host(adapter.run(project_switch_gating, tokens, params))
+    reference = jax.tree.map(np.asarray, project_switch_gating(tokens, params))
+    facts["switch_dispatch_equal"] = bool(
+        np.array_equal(switched["dispatch"], reference["dispatch"])
+    )
+    facts["switch_combine_max_abs_diff"] = float(
+        np.max(np.abs(switched["combine"] - reference["combine"]))
+    )
+    facts["switch_dropped"] = int(reference["dropped"])
     try:
         adapter.shard_tokens(np.zeros((10, 4), np.float32))
     except ValueError as exc:
@@ -312,6 +338,10 @@ def test_sharded_gating_equals_the_unsharded_run(single: dict[str, Any]) -> None
     assert len(single["experts_used"]) > 1
     assert all(diff < 1e-5 for diff in single["gating_max_abs_diff"].values())
     assert "does not split over the 'data' axis of size 8" in single["ragged_batch_error"]
+    # The project's Switch gating: the same tokens kept and dropped, sharded or not.
+    assert single["switch_dispatch_equal"]
+    assert single["switch_combine_max_abs_diff"] < 1e-6
+    assert single["switch_dropped"] > 0
 
 
 def loopback_port() -> int:

@@ -1,14 +1,19 @@
 """Seed 000's BaseRouter, EnhancedRouter and RouterMonitor examples, as written
 (import renamed to fleetroute, undefined variables filled in, a clock injected where
-the example waits). The BTORouter of the same examples arrives with load forecasting;
-the monitor here watches the other three."""
+the example waits)."""
 
 from __future__ import annotations
 
 import pytest
 
 from fleetroute import ManualClock
-from fleetroute.routers import AdaptiveRouter, BaseRouter, EnhancedRouter, RouterMonitor
+from fleetroute.routers import (
+    AdaptiveRouter,
+    BaseRouter,
+    BTORouter,
+    EnhancedRouter,
+    RouterMonitor,
+)
 
 
 def seed_base_router() -> BaseRouter:
@@ -168,9 +173,23 @@ def test_router_monitor_example(capsys: pytest.CaptureFixture[str]) -> None:
     )
     adaptive_router.register_endpoints([{"id": "adaptive_a", "capacity": 10}])
 
+    # BTO router for temporal optimization
+    bto_router = BTORouter(
+        optimization_objective="minimize_total_time",
+        prediction_model="lstm_based",
+        look_ahead_window=300,  # 5 minutes
+        dynamic_rebalancing=True,
+        clock=clock,
+    )
+    bto_router.register_endpoints([{"id": "bto_a", "capacity": 10}])
+    for load in (4.0, 6.0, 5.0):
+        bto_router.record_load_sample(load)
+    bto_router.predict_future_load(time_horizon="1h", include_seasonal=True)
+    bto_router.record_load_sample(5.0)
+
     # Router monitoring system
     monitor = RouterMonitor(
-        routers=[base_router, adaptive_router, enhanced_router],
+        routers=[base_router, adaptive_router, bto_router, enhanced_router],
         metrics_collection_frequency=5,  # seconds
         alert_thresholds={
             "high_latency": 1000,  # ms
@@ -232,7 +251,8 @@ def test_router_monitor_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert overall["error_rate"] == pytest.approx(0.25)
     assert overall["total_requests_per_sec"] == pytest.approx(40 / 2.0)
     health = performance_dashboard["endpoint_health"]
-    assert set(health) == {"tpu_primary", "gpu_secondary", "cpu_fallback", "adaptive_a"}
+    assert set(health) == {"tpu_primary", "gpu_secondary", "cpu_fallback", "adaptive_a", "bto_a"}
+    assert isinstance(performance_dashboard["router_intelligence"]["prediction_accuracy"], float)
     assert isinstance(performance_dashboard["router_intelligence"]["adaptation_score"], float)
     out = capsys.readouterr().out
     assert "🚨 warning: EnhancedRouter: p95 latency 1500 ms over 1000 ms" in out

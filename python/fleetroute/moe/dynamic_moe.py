@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fleetroute._native import Accelerator, Router
+from fleetroute.fairness import jain_from_sums
 from fleetroute.moe.neural_gate import NeuralGate
 from fleetroute.scoring.encoders import HashingEncoder
 from fleetroute.validation import non_negative_number, positive_int
@@ -184,8 +185,7 @@ class DynamicMoE:
     def load_balance(self) -> float:
         """Jain's fairness index of the experts' utilisations (1 when even or idle)."""
         u = self.registry.loads() / self.capacity
-        squares = float(np.sum(u * u))
-        return 1.0 if squares == 0 else float(np.sum(u)) ** 2 / (len(u) * squares)
+        return jain_from_sums(len(u), float(np.sum(u)), float(np.sum(u * u)))
 
     def observe(self, result: ExpertRoutingResult, rewards: Sequence[float] | float) -> float:
         """Returns the experts' load and trains the gate on their observed rewards (one

@@ -68,6 +68,7 @@ import numpy.typing as npt
 
 from fleetroute.admission.priority import NATIVE_PRIORITY, Priority
 from fleetroute.clock import Clock, monotonic_clock
+from fleetroute.fairness import jain_from_sums
 from fleetroute.resilience.retry import RetryPolicy
 from fleetroute.routers.base_router import BaseRouter, request_class
 from fleetroute.routers.endpoint import Endpoint
@@ -214,6 +215,8 @@ _BASE_FIELDS = tuple(f.name for f in fields(RoutingResult))
 
 def _adopt(base: RoutingResult) -> AdaptiveRoutingResult:
     """The same routing decision as an :class:`AdaptiveRoutingResult`."""
+    if isinstance(base, AdaptiveRoutingResult):
+        return base
     return AdaptiveRoutingResult(**{name: getattr(base, name) for name in _BASE_FIELDS})
 
 
@@ -333,6 +336,8 @@ class AdaptiveRouter(BaseRouter):
 
     The rest are ``BaseRouter``'s. ``seed`` seeds the Rust pick and the bandit.
     """
+
+    _result_type = AdaptiveRoutingResult
 
     def __init__(
         self,
@@ -730,7 +735,12 @@ class AdaptiveRouter(BaseRouter):
                 self._route(cost, priority, now, consider_load, fallback, return_metrics)
             )
         else:
-            result = self._placed(picked, cost, priority, now, consider_load, fallback)
+            pool.in_flight += cost
+            endpoint = pool.by_native[picked]
+            assert endpoint is not None
+            result = _adopt(
+                self._placed(endpoint, picked, 0, cost, priority, now, consider_load, fallback)
+            )
             if return_metrics:
                 endpoint = result.endpoint
                 assert endpoint is not None
@@ -745,38 +755,6 @@ class AdaptiveRouter(BaseRouter):
         result.context = context
         result.bandit_arm = arm
         return result
-
-    def _placed(
-        self,
-        native_id: int,
-        cost: int,
-        priority: Priority,
-        now: float,
-        consider_load: bool,
-        fallback: bool,
-    ) -> AdaptiveRoutingResult:
-        """The result of a request whose load the core already took on ``native_id``."""
-        pool = self.pool
-        pool.in_flight += cost
-        endpoint = pool.by_native[native_id]
-        assert endpoint is not None
-        load = pool.native.load(native_id)
-        if self.monitoring_enabled:
-            self.metrics.record_routed(False)
-        return AdaptiveRoutingResult(
-            endpoint.id,
-            endpoint,
-            pool.latency_by_native[native_id],
-            1.0 - load / endpoint.capacity,
-            endpoint.priority,
-            False,
-            priority,
-            cost,
-            now,
-            native_id,
-            consider_load,
-            fallback,
-        )
 
     def _first_attempt(
         self, request: Mapping[str, Any], options: Mapping[str, Any]
@@ -1083,7 +1061,7 @@ class AdaptiveRouter(BaseRouter):
             members = tier_sizes[tier] - out_per_tier.get(tier, 0)
             if members < 2 or requests < _MIN_REQUESTS_PER_ENDPOINT * members:
                 continue
-            weighted += requests * (sum_x * sum_x / (members * sum_x2))
+            weighted += requests * jain_from_sums(members, sum_x, sum_x2)
             total += requests
         return 1.0 - weighted / total if total else 0.0
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from fleetroute.admission.priority import (
     NATIVE_PRIORITY,
@@ -24,7 +24,7 @@ from fleetroute.clock import Clock, monotonic_clock
 from fleetroute.resilience.availability import Unavailable
 from fleetroute.resilience.retry import RetryPolicy, is_retryable
 from fleetroute.routers.endpoint import Endpoint
-from fleetroute.routers.endpoint_pool import EndpointPool, Placement
+from fleetroute.routers.endpoint_pool import EndpointPool
 from fleetroute.routers.load_balancing import LoadBalancingConfig
 from fleetroute.routers.router_metrics import RouterMetrics
 from fleetroute.routers.routing_result import RoutingResult
@@ -123,6 +123,9 @@ def request_cost(request: Mapping[str, Any]) -> int:
 
 class BaseRouter:
     """Routes requests to registered endpoints, preferred tier first."""
+
+    #: What placed requests are described with (routers that record more, subclass it).
+    _result_type: ClassVar[type[RoutingResult]] = RoutingResult
 
     def __init__(
         self,
@@ -261,18 +264,7 @@ class BaseRouter:
             self._next_rebalance = now + self.load_balancing.adjustment_frequency  # type: ignore[union-attr]
             self.rebalance()
         pool = self.pool
-        if pool.single_tier and consider_load and not exclude:
-            # One tier, nothing deprioritised: the whole fleet is the candidate set.
-            picked = pool.native.route(cost, NATIVE_PRIORITY[priority])
-            if picked is None:
-                placement = None
-            else:
-                pool.in_flight += cost
-                placement = Placement(pool.by_native[picked], picked, 0)  # type: ignore[arg-type]
-        else:
-            placement = pool.place(
-                cost, NATIVE_PRIORITY[priority], consider_load, fallback, exclude
-            )
+        placement = pool.place(cost, NATIVE_PRIORITY[priority], consider_load, fallback, exclude)
         if placement is None:
             result = RoutingResult(None, priority=priority, cost=cost, no_capacity=True)
             result.consider_load = consider_load
@@ -281,12 +273,39 @@ class BaseRouter:
                 self.metrics.record_refused("no_capacity")
             return result
         endpoint, native_id, tier_index = placement
-        load = pool.native.load(native_id)
-        result = RoutingResult(
+        result = self._placed(
+            endpoint, native_id, tier_index, cost, priority, now, consider_load, fallback
+        )
+        if return_metrics:
+            result.metrics = {
+                "tier_index": tier_index,
+                "tiers": pool.tier_priorities,
+                "endpoint_load": pool.native.load(native_id),
+                "endpoint_capacity": endpoint.capacity,
+                "fleet_utilisation": pool.utilisation,
+                "strategy": pool.native.strategy,
+            }
+        return result
+
+    def _placed(
+        self,
+        endpoint: Endpoint,
+        native_id: int,
+        tier_index: int,
+        cost: int,
+        priority: Priority,
+        now: float,
+        consider_load: bool = True,
+        fallback: bool = True,
+    ) -> RoutingResult:
+        """The result of a request whose ``cost`` the pool placed on ``native_id``,
+        counted in the metrics."""
+        pool = self.pool
+        result = self._result_type(
             endpoint.id,
             endpoint,
             pool.latency_by_native[native_id],
-            1.0 - load / endpoint.capacity,
+            1.0 - pool.native.load(native_id) / endpoint.capacity,
             endpoint.priority,
             tier_index > 0,
             priority,
@@ -302,15 +321,6 @@ class BaseRouter:
             metrics.routed += 1
             if tier_index:
                 metrics.fallbacks += 1
-        if return_metrics:
-            result.metrics = {
-                "tier_index": tier_index,
-                "tiers": pool.tier_priorities,
-                "endpoint_load": load,
-                "endpoint_capacity": endpoint.capacity,
-                "fleet_utilisation": pool.utilisation,
-                "strategy": pool.native.strategy,
-            }
         return result
 
     def configure_load_balancing(self, config: Mapping[str, Any]) -> LoadBalancingConfig:

@@ -302,18 +302,7 @@ class BTORouter(BaseRouter):
                 continue  # no room after all: try again at the next call
             self.pool.in_flight += cost
             endpoint = self.pool.get(entry.endpoint)
-            result = RoutingResult(
-                endpoint.id,
-                endpoint,
-                self.pool.latency_by_native[picked],
-                1.0 - self.pool.native.load(picked) / endpoint.capacity,
-                endpoint.priority,
-                False,
-                self._priority(request),
-                cost,
-                now,
-                picked,
-            )
+            result = self._placed(endpoint, picked, 0, cost, self._priority(request), now)
             self._dispatched.add(entry.id)
             out.append((entry, result))
         return out

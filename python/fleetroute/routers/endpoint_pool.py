@@ -225,6 +225,13 @@ class EndpointPool:
         among the tier when ``consider_load``, else in registration order. ``exclude``
         names native ids this request must not use (endpoints that already failed it)."""
         native = self.native
+        if self.single_tier and consider_load and not exclude:
+            # One tier, nothing deprioritised: the whole fleet is the candidate set.
+            picked = native.route(cost, native_priority)
+            if picked is None:
+                return None
+            self.in_flight += cost
+            return Placement(self.by_native[picked], picked, 0)  # type: ignore[arg-type]
         for index, tier in enumerate(self._tiers):
             for candidates in self._sets(tier, exclude):
                 if candidates is None:

@@ -508,12 +508,7 @@ class EnhancedRouter(BaseRouter):
         result = self._route(cost, priority, now, consider_load, fallback, return_metrics)
         result.user_tier = user_tier
         result.cache_key = cache_key
-        breaker = self.breaker
-        if breaker is not None and breaker.half_open:
-            self._claim_trial(result)
-        if self._breaker_blocked and (result.fallback_used or result.no_capacity):
-            self._explain_fallback(result)
-        return result
+        return self._finish_route(result)
 
     def route_to_expert(
         self,
@@ -559,18 +554,20 @@ class EnhancedRouter(BaseRouter):
             due = min(due, self.outlier_detector.next_event)
         self._next_poll = due
 
-    def _claim_trial(self, result: RoutingResult) -> None:
+    def _finish_route(self, result: RoutingResult) -> RoutingResult:
+        """After a placement: a half-open endpoint's trial slot is taken, and a
+        fallback (or refusal) caused by open circuits on the first tier is flagged."""
         breaker = self.breaker
         endpoint_id = result.endpoint_id
-        if breaker is not None and endpoint_id in breaker.half_open:
+        if breaker is not None and breaker.half_open and endpoint_id in breaker.half_open:
             breaker.try_acquire(endpoint_id)
-
-    def _explain_fallback(self, result: RoutingResult) -> None:
-        tiers = self.pool.tier_priorities
-        first_tier = tiers[0] if tiers else None
-        result.circuit_breaker_open = any(
-            self.pool.get(e).priority == first_tier for e in self._breaker_blocked
-        )
+        if self._breaker_blocked and (result.fallback_used or result.no_capacity):
+            tiers = self.pool.tier_priorities
+            first_tier = tiers[0] if tiers else None
+            result.circuit_breaker_open = any(
+                self.pool.get(e).priority == first_tier for e in self._breaker_blocked
+            )
+        return result
 
     def _first_attempt(
         self, request: Mapping[str, Any], options: Mapping[str, Any]
@@ -586,11 +583,7 @@ class EnhancedRouter(BaseRouter):
         )
         result.cache_key = first.cache_key
         result.user_tier = first.user_tier
-        if self.breaker is not None and self.breaker.half_open:
-            self._claim_trial(result)
-        if self._breaker_blocked and (result.fallback_used or result.no_capacity):
-            self._explain_fallback(result)
-        return result
+        return self._finish_route(result)
 
     # Observe ----------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from fleetroute.clock import Clock, monotonic_clock
 from fleetroute.durations import parse_duration
+from fleetroute.fairness import jain_index
 from fleetroute.routers.alert import MITIGATIONS, Alert
 from fleetroute.routers.base_router import BaseRouter
 from fleetroute.routers.router_metrics import Completion
@@ -54,13 +55,6 @@ def _percentile(sorted_values: Sequence[float], q: float) -> float:
     low = math.floor(position)
     high = min(low + 1, len(sorted_values) - 1)
     return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
-
-
-def _jain(values: Sequence[float]) -> float:
-    """Jain's fairness index: 1 when all equal, 1/n when one takes everything."""
-    total = sum(values)
-    squares = sum(v * v for v in values)
-    return 1.0 if squares == 0 else total * total / (len(values) * squares)
 
 
 class RouterMonitor:
@@ -141,7 +135,7 @@ class RouterMonitor:
                 requests = sum(counts.get(e, 0) for e, _ in members)
                 if requests == 0 or len(members) < 2:
                     continue
-                weighted += requests * _jain([share for _, share in members])
+                weighted += requests * jain_index([share for _, share in members])
                 total += requests
                 endpoint_id, share = max(members, key=lambda m: m[1])
                 if share > worst[0]:

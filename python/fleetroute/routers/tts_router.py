@@ -108,6 +108,7 @@ from fleetroute.scoring.provider_scoring import (
     NoProvidersAvailable,
     ProviderScorer,
     Weights,
+    pick_best,
 )
 from fleetroute.validation import non_negative_number, positive_int, positive_number
 
@@ -182,8 +183,6 @@ _VOICE_KEYS = frozenset(
      "emotions", "genders", "accents"}
 )  # fmt: skip
 _PREFERENCE_KEYS = frozenset({"voice_gender", "gender", "accent"})
-_TIE = 1e-9
-
 # Config section -> key -> TTSRoutingConfig field.
 _CONFIG_FIELDS: Mapping[str, Mapping[str, str]] = MappingProxyType(
     {
@@ -713,9 +712,8 @@ class TTSRouter:
                     score + self._match_bonus(self._voices[view.provider], wanted)
                     for view, score in zip(eligible, scores, strict=True)
                 ]
+        chosen = pick_best(eligible, scores, self._rng)
         best = max(scores)
-        top = [view for view, score in zip(eligible, scores, strict=True) if score >= best - _TIE]
-        chosen = top[0] if len(top) == 1 else self._rng.choice(top)
         reasons.append(
             f"chose {chosen.provider}: score {best:.3f} among {len(eligible)} eligible "
             f"(weights quality {weights.quality:.2f}, latency {weights.latency:.2f}, "

@@ -22,6 +22,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import TypeVar
 
 from fleetroute.scoring.provider_metrics import LLMRequest, ProviderMetrics
 from fleetroute.validation import non_negative_number
@@ -33,9 +34,21 @@ __all__ = [
     "ProviderScorer",
     "RoutingStrategy",
     "Weights",
+    "pick_best",
 ]
 
 _TIE = 1e-9
+
+
+T = TypeVar("T")
+
+
+def pick_best(candidates: Sequence[T], scores: Sequence[float], rng: random.Random) -> T:
+    """The candidate with the highest score; those within 1e-9 of it are chosen among
+    at random, so equal candidates share the traffic."""
+    best = max(scores)
+    top = [c for c, s in zip(candidates, scores, strict=True) if s >= best - _TIE]
+    return top[0] if len(top) == 1 else rng.choice(top)
 
 
 class NoProvidersAvailable(RuntimeError):
@@ -247,10 +260,7 @@ class ProviderScorer:
             raise NoProvidersAvailable(self._why_none(candidates, request))
         if len(eligible) == 1:
             return eligible[0]
-        scores = self.score_lists(quality, cost, latency, pressure)
-        best = max(scores)
-        top = [m for m, s in zip(eligible, scores, strict=True) if s >= best - _TIE]
-        return top[0] if len(top) == 1 else self._rng.choice(top)
+        return pick_best(eligible, self.score_lists(quality, cost, latency, pressure), self._rng)
 
     def rank(
         self,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
 
 from fleetroute._native import Accelerator, CandidateSet, Router
 from fleetroute.resilience.availability import Availability, Unavailable
@@ -23,12 +22,10 @@ from fleetroute.routers.endpoint import Endpoint
 __all__ = ["EndpointPool", "Placement"]
 
 
-class Placement(NamedTuple):
-    """Where the pool put one request's load."""
-
-    endpoint: Endpoint
-    native_id: int
-    tier_index: int
+#: Where the pool put one request's load: the endpoint, its native id and the index
+#: of its tier. A plain tuple: it is built on every request, and a NamedTuple's
+#: constructor costs several times more.
+Placement = tuple[Endpoint, int, int]
 
 
 class _Tier:
@@ -231,7 +228,7 @@ class EndpointPool:
             if picked is None:
                 return None
             self.in_flight += cost
-            return Placement(self.by_native[picked], picked, 0)  # type: ignore[arg-type]
+            return self.by_native[picked], picked, 0  # type: ignore[return-value]
         for index, tier in enumerate(self._tiers):
             for candidates in self._sets(tier, exclude):
                 if candidates is None:
@@ -242,7 +239,7 @@ class EndpointPool:
                     picked = native.route_in_order(candidates, cost, native_priority)
                 if picked is not None:
                     self.in_flight += cost
-                    return Placement(self.by_native[picked], picked, index)  # type: ignore[arg-type]
+                    return self.by_native[picked], picked, index  # type: ignore[return-value]
             if not fallback:
                 break
         return None

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from fleetroute.clock import Clock, monotonic_clock
+from fleetroute.validation import positive_number
 
 __all__ = ["DEFAULT_IGNORED_FIELDS", "CacheStats", "ResponseCache"]
 
@@ -56,15 +57,6 @@ class CacheStats:
         """Hits over lookups; 0.0 before the first lookup."""
         lookups = self.hits + self.misses
         return self.hits / lookups if lookups else 0.0
-
-
-def _validate_ttl(name: str, ttl: object) -> float:
-    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
-        raise ValueError(f"{name} must be a finite number of seconds > 0 (got {ttl!r})")
-    value = float(ttl)
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number of seconds > 0 (got {ttl!r})")
-    return value
 
 
 def _validate_key(key: object) -> bytes:
@@ -131,7 +123,7 @@ class ResponseCache:
     ) -> None:
         if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
             raise ValueError(f"max_entries must be an int >= 1 (got {max_entries!r})")
-        ttl_value = _validate_ttl("ttl", ttl)
+        ttl_value = positive_number("ttl", ttl, "a number of seconds")
         if not callable(clock):
             raise ValueError(f"clock must be callable (got {clock!r})")
         # A bare str is an Iterable[str] of its characters, which is never what was meant.
@@ -211,7 +203,7 @@ class ResponseCache:
             # None is the miss sentinel of get(), so it cannot be a cached value.
             raise ValueError("response must not be None")
         if ttl is not None:
-            _validate_ttl("ttl", ttl)
+            positive_number("ttl", ttl, "a number of seconds")
         self.put_by_key(self.key_for(request), response, ttl)
 
     def get_by_key(self, key: bytes) -> object | None:
@@ -238,7 +230,7 @@ class ResponseCache:
         _validate_key(key)
         if response is None:
             raise ValueError("response must not be None")
-        lifetime = self._ttl if ttl is None else _validate_ttl("ttl", ttl)
+        lifetime = self._ttl if ttl is None else positive_number("ttl", ttl, "a number of seconds")
         now = self._clock()
         with self._lock:
             if key in self._entries:

@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fleetroute.clock import Clock, monotonic_clock
+from fleetroute.validation import positive_int
 
 __all__ = ["ERROR_RATE", "LATENCY", "Anomaly", "AnomalyDetector"]
 
@@ -79,12 +80,6 @@ class _Window:
         self.latencies: deque[float] = deque(maxlen=size)
         self.successes: deque[bool] = deque(maxlen=size)
         self.failures = 0
-
-
-def _require_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum} (got {value!r})")
-    return value
 
 
 def _require_real(name: str, value: object, low: float, high: float, rule: str) -> float:
@@ -144,11 +139,11 @@ class AnomalyDetector:
         min_latency_ratio: float = 1.5,
         clock: Clock = monotonic_clock,
     ) -> None:
-        window = _require_int("window", window, 1)
-        min_samples = _require_int("min_samples", min_samples, 1)
+        window = positive_int("window", window)
+        min_samples = positive_int("min_samples", min_samples)
         if min_samples > window:
             raise ValueError(f"min_samples must be <= window ({window}) (got {min_samples!r})")
-        min_endpoints = _require_int("min_endpoints", min_endpoints, 1)
+        min_endpoints = positive_int("min_endpoints", min_endpoints)
         threshold = _require_real("threshold", threshold, 0.0, math.inf, "finite and > 0")
         if threshold == 0:
             raise ValueError(f"threshold must be finite and > 0 (got {threshold!r})")

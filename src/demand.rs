@@ -146,6 +146,15 @@ impl Candidates {
         &self.slots
     }
 
+    /// The ids of the allowed accelerators still registered, in the set's order.
+    pub fn registered_ids<'f>(&'f self, fleet: &'f Fleet) -> impl Iterator<Item = u64> + 'f {
+        self.slots
+            .iter()
+            .map(|&slot| fleet.state(slot))
+            .filter(|state| state.is_registered())
+            .map(|state| state.id())
+    }
+
     /// Number of allowed slots.
     pub fn len(&self) -> usize {
         self.slots.len()

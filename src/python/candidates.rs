@@ -53,13 +53,8 @@ impl PyCandidateSet {
 
     /// The allowed accelerator ids, in the set's order (removed ones left out).
     fn ids(&self) -> Vec<u64> {
-        let fleet = self.router.fleet();
         self.candidates
-            .slots()
-            .iter()
-            .map(|&slot| fleet.state(slot))
-            .filter(|state| state.is_registered())
-            .map(|state| state.id())
+            .registered_ids(self.router.fleet())
             .collect()
     }
 

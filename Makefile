@@ -15,7 +15,10 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "maturin>=1.7,<2"
-	$(PY) -m pip install --quiet numpy "jax[cpu]" httpx pyyaml types-PyYAML pytest pytest-benchmark pytest-timeout hypothesis ruff mypy
+	$(PY) -m pip install --quiet numpy "jax[cpu]" httpx pyyaml types-PyYAML types-tqdm \
+		fastapi "uvicorn[standard]" pydantic pydantic-settings "sqlalchemy>=2" "psycopg[binary]" \
+		redis prometheus-client pyjwt tqdm \
+		pytest pytest-benchmark pytest-timeout hypothesis schemathesis ruff mypy
 	touch $(STAMP)
 
 # What only the benchmarks need (plots), kept out of the test set-up.

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,7 +79,7 @@ class _Decision:
     services: list[Service]
     strategy: str
     chosen_by: str
-    features: npt.NDArray[np.float32]
+    features: npt.NDArray[np.float32] | None
     context: npt.NDArray[np.float64]
 
 
@@ -175,6 +175,10 @@ class MoERouter:
     def services(self) -> list[Service]:
         return list(self._services.values())
 
+    def services_by_id(self, service_ids: Iterable[str]) -> list[Service]:
+        """The registered services with these ids, in order (KeyError for an unknown one)."""
+        return [self._services[service_id] for service_id in service_ids]
+
     # Routing ----------------------------------------------------------------------------
 
     def override_strategy(self, strategy: str) -> None:
@@ -196,7 +200,8 @@ class MoERouter:
         used = chosen
         if chosen == "adaptive":
             used = self._chooser.select(context)
-        features = self._features(request)
+        # Only the gate's strategies need the request's embedding (the costly part).
+        features = self._features(request) if used in ("switch", "top_k") else None
         services = self._pick(used, request, features, k)
         decision_id = self._next_decision
         self._next_decision += 1
@@ -228,17 +233,25 @@ class MoERouter:
         return self.registry.route(1, 1, candidates=[service.slot]) is not None
 
     def _pick(
-        self, strategy: str, request: Mapping[str, Any], features: npt.NDArray[np.float32], k: int
+        self,
+        strategy: str,
+        request: Mapping[str, Any],
+        features: npt.NDArray[np.float32] | None,
+        k: int,
     ) -> list[Service]:
         services = list(self._services.values())
         if strategy in ("switch", "top_k"):
             want = 1 if strategy == "switch" else min(k, len(services))
-            expected = self._gate.scores(features)
-            loads = {a.id: a.current_load / a.capacity for a in self.registry.accelerators()}
-            ranked = sorted(
-                services, key=lambda s: float(expected[s.slot]) - loads[s.slot] ** 2, reverse=True
-            )
-            return self._take_first(ranked, want)
+            # Gate score less the squared utilisation, one array over the slots; slots
+            # without a service rank last and are never taken.
+            score = np.full(self.max_services, -np.inf)
+            slots = self.registry.ids()
+            utilisation = self.registry.loads() / self.registry.capacities()
+            assert features is not None
+            score[slots] = np.asarray(self._gate.scores(features), np.float64)[slots]
+            score[slots] -= utilisation**2
+            order = np.argsort(-score)[: len(services)]
+            return self._take_first((self._by_slot[int(slot)] for slot in order), want)
         if strategy == "semantic":
             needs = request.get("capabilities") or [request.get("type", "")]
             matches = [self._services[name] for name, _ in self._matcher.match(map(str, needs))]
@@ -260,7 +273,7 @@ class MoERouter:
         picked = self.registry.route(1, 1)  # power_of_two
         return [] if picked is None else [self._by_slot[picked]]
 
-    def _take_first(self, ranked: Sequence[Service], want: int) -> list[Service]:
+    def _take_first(self, ranked: Iterable[Service], want: int) -> list[Service]:
         taken: list[Service] = []
         for service in ranked:
             if len(taken) == want:
@@ -288,7 +301,7 @@ class MoERouter:
                 continue  # unregistered meanwhile: its load is gone
             self.registry.release(service.slot, 1)
             self._anomalies.observe(service.service_id, latency_ms / 1000.0, success)
-        if decision.services:
+        if decision.services and decision.features is not None:
             self._gate.update(
                 decision.features,
                 [s.slot for s in decision.services],
@@ -296,6 +309,17 @@ class MoERouter:
             )
         if decision.chosen_by == "adaptive":
             self._chooser.update(decision.strategy, decision.context, value)
+
+    def abandon(self, decision_id: int) -> bool:
+        """Returns a decision's load without teaching anything (its outcome is unknown,
+        e.g. its lease ran out); False when it was already observed or abandoned."""
+        decision = self._open.pop(decision_id, None)
+        if decision is None:
+            return False
+        for service in decision.services:
+            if self._services.get(service.service_id) is service:
+                self.registry.release(service.slot, 1)
+        return True
 
     def metrics(self) -> dict[str, Any]:
         """Seed 002's ``/api/v1/metrics``: loads and the adaptive chooser's counts."""

@@ -1,0 +1,35 @@
+"""Which URLs the service may send requests to.
+
+A registered service or model instance is a place the proxy and the health checks will
+connect to, so only an admin may add one, and only a plain ``http``/``https`` URL with
+a host: no credentials embedded in it (they would end up in logs and listings), no
+other schemes (``file:``, ``gopher:``), no fragment.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+__all__ = ["check_service_url"]
+
+
+def check_service_url(url: str) -> str:
+    """Returns ``url`` if the service may call it; raises ValueError saying why not."""
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError("must be a non-empty URL")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{url[:200]!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"scheme must be http or https (got {parts.scheme or 'none'!r})")
+    if not parts.hostname:
+        raise ValueError(f"{url[:200]!r} has no host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not embed credentials (user:password@)")
+    if parts.fragment:
+        raise ValueError("must not have a fragment")
+    if port == 0:
+        raise ValueError("port 0 is not a valid port")
+    return url

@@ -1,14 +1,20 @@
-# Two entry points for a new user: `make run` (the main job) and `make test` (every
-# test). Each creates what it needs from nothing.
+# Two entry points for a new user: `make run` (the routing service with a demo fleet)
+# and `make test` (every test). Each creates what it needs from nothing.
 
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NATIVE_SOURCES := $(shell find src -name '*.rs') Cargo.toml pyproject.toml
 
-.PHONY: run test test-rust test-python lint bench bench-rust bench-compare clean
+.PHONY: run simulate test test-rust test-python lint bench bench-rust bench-compare bench-service clean
 
-run:
+# The routing service with the demo fleet (stand-in model servers on loopback), SQLite
+# analytics in ./fleetroute-analytics.db, and a little demo traffic for the dashboard.
+run: $(VENV)/.native
+	$(VENV)/bin/fleetroute serve --demo --demo-traffic 20
+
+# The 10,000-accelerator simulation of the Rust core.
+simulate:
 	cargo run --release
 
 $(STAMP): pyproject.toml
@@ -18,7 +24,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet numpy "jax[cpu]" httpx pyyaml types-PyYAML types-tqdm \
 		fastapi "uvicorn[standard]" pydantic pydantic-settings "sqlalchemy>=2" "psycopg[binary]" \
 		redis prometheus-client pyjwt tqdm \
-		pytest pytest-benchmark pytest-timeout hypothesis schemathesis ruff mypy
+		pytest pytest-benchmark pytest-timeout hypothesis schemathesis websockets ruff mypy
 	touch $(STAMP)
 
 # What only the benchmarks need (plots), kept out of the test set-up.
@@ -58,6 +64,10 @@ bench-rust:
 bench-compare: $(VENV)/.native $(VENV)/.bench
 	$(PY) benches/seed003_comparison.py
 	$(PY) benches/memory_footprint.py
+
+# The service under wrk: routes/s, latency, peak RSS, proxy overhead (doc/benchmarks.md).
+bench-service: $(VENV)/.native
+	$(PY) benches/service_load.py
 
 clean:
 	rm -rf $(VENV) target

@@ -392,9 +392,7 @@ def test_a_stream_is_relayed_chunk_by_chunk_as_it_is_produced(fleet: Fleet) -> N
     events = sse_events(raw)
     assert events[-1] == "[DONE]"
     words = [
-        event["choices"][0]["delta"].get("content", "")
-        for event in events[:-1]
-        if event["choices"]
+        event["choices"][0]["delta"].get("content", "") for event in events[:-1] if event["choices"]
     ]
     assert "".join(words) == "echo one two three four five"
     assert all(event["object"] == "chat.completion.chunk" for event in events[:-1])

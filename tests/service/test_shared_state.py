@@ -308,6 +308,14 @@ def test_local_breaker_gives_up_on_trials_that_never_report() -> None:
         clock.advance(1.0)
         assert await store.breaker_allow("svc", policy)
         assert (await store.breaker_status("svc", policy)).state == "half_open"
+        # With a trial timeout of its own, the trials are kept that long.
+        patient = BreakerPolicy(
+            failure_threshold=1, recovery_timeout_s=10.0, half_open_limit=1, trial_timeout_s=30.0
+        )
+        clock.advance(29.0)
+        assert not await store.breaker_allow("svc", patient)
+        clock.advance(1.0)
+        assert await store.breaker_allow("svc", patient)
 
     run(main())
 
@@ -395,6 +403,7 @@ def test_bad_arguments_name_the_argument_and_change_nothing(
         ({"recovery_timeout_s": math.inf}, "recovery_timeout_s"),
         ({"half_open_limit": 0}, "half_open_limit"),
         ({"half_open_limit": 1.5}, "half_open_limit"),
+        ({"trial_timeout_s": -1.0}, "trial_timeout_s"),
     ],
 )
 def test_bad_breaker_policies_name_the_field(fields: dict[str, Any], match: str) -> None:
@@ -483,9 +492,10 @@ def test_redis_keys_carry_the_prefix_and_expire(redis_url: str, prefix: str) -> 
 
 
 def test_redis_breaker_recovers_through_half_open(redis_url: str, prefix: str) -> None:
-    # Trials unanswered for a recovery timeout are given up and replaced, so the
-    # timeout is long enough for the burst of allow() calls below to fit well inside it.
-    policy = BreakerPolicy(failure_threshold=2, recovery_timeout_s=0.5, half_open_limit=2)
+    # Unanswered trials are kept for a minute, however slow the burst of allow() below.
+    policy = BreakerPolicy(
+        failure_threshold=2, recovery_timeout_s=0.2, half_open_limit=2, trial_timeout_s=60.0
+    )
 
     async def main() -> None:
         async with redis_store(redis_url, prefix) as store:
@@ -510,6 +520,22 @@ def test_redis_breaker_recovers_through_half_open(redis_url: str, prefix: str) -
             assert all(
                 await asyncio.gather(*(store.breaker_allow("svc", policy) for _ in range(5)))
             )
+
+    run(main())
+
+
+def test_redis_breaker_gives_up_on_trials_that_never_report(redis_url: str, prefix: str) -> None:
+    policy = BreakerPolicy(
+        failure_threshold=1, recovery_timeout_s=0.1, half_open_limit=1, trial_timeout_s=0.1
+    )
+
+    async def main() -> None:
+        async with redis_store(redis_url, prefix) as store:
+            await store.breaker_record("svc", False, policy)
+            await poll(lambda: store.breaker_allow("svc", policy))  # the trial's caller dies
+            # Another trial is admitted once the first has gone unanswered for 0.1 s.
+            await poll(lambda: store.breaker_allow("svc", policy))
+            assert (await store.breaker_status("svc", policy)).state == "half_open"
 
     run(main())
 
@@ -557,8 +583,9 @@ def test_two_replicas_share_one_budget(redis_url: str, prefix: str) -> None:
 
 
 def test_two_replicas_share_one_breaker(redis_url: str, prefix: str) -> None:
-    # Long enough for the burst of trials to fit inside it (see the test above).
-    policy = BreakerPolicy(failure_threshold=3, recovery_timeout_s=0.5, half_open_limit=2)
+    policy = BreakerPolicy(
+        failure_threshold=3, recovery_timeout_s=0.2, half_open_limit=2, trial_timeout_s=60.0
+    )
 
     async def main() -> None:
         async with (

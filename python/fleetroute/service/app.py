@@ -289,7 +289,7 @@ def create_app(
     async def feed_snapshots(stop: asyncio.Event) -> None:
         while not stop.is_set():
             if hub.subscribers:
-                hub.publish(service.snapshot())
+                hub.publish(service.snapshot(), essential=True)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
 

@@ -194,10 +194,49 @@ _MASK: Final = "***"
 _SECRET_FIELDS: Final = frozenset({"jwt_secret", "api_key", "key_hash"})
 
 
+_TRUE: Final = frozenset({"true", "1", "yes", "on"})
+_FALSE: Final = frozenset({"false", "0", "no", "off"})
+_FLAG_HINT: Final = "use true/false, 1/0, yes/no or on/off"
+
+
+def _flag(value: object) -> object:
+    """``value`` as a bool if it spells one (see ``_TRUE``/``_FALSE``)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if isinstance(value, str | int) else None
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"not a boolean; {_FLAG_HINT}")
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if len(members) == 1:
+            return members[0]
+    return annotation
+
+
 class _Section(BaseModel):
     """A section of the file: unknown keys are errors, values are final once loaded."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _booleans_and_numbers_apart(cls, value: object, info: ValidationInfo) -> object:
+        # Pydantic would read "t" or "y" as true and true as the number 1; in a config
+        # file either is far more likely a mistake than a meaning.
+        if info.field_name is None:
+            return value
+        annotation = _unwrap_optional(cls.model_fields[info.field_name].annotation)
+        if annotation is bool:
+            return _flag(value)
+        if annotation in (int, float) and isinstance(value, bool):
+            raise ValueError("must be a number, not true or false")
+        return value
 
 
 def _lower_choice(value: object) -> object:
@@ -632,17 +671,6 @@ class _LoadContext:
 
 _CONTEXT: ContextVar[_LoadContext | None] = ContextVar("fleetroute_config_load", default=None)
 
-_TRUE: Final = frozenset({"true", "1", "yes", "on"})
-_FALSE: Final = frozenset({"false", "0", "no", "off"})
-
-
-def _unwrap_optional(annotation: Any) -> Any:
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
-        if len(members) == 1:
-            return members[0]
-    return annotation
-
 
 def _field_annotation(path: tuple[str, ...]) -> Any:
     """The annotation of the field at ``path`` in :class:`ServiceConfig`."""
@@ -677,7 +705,7 @@ def _comparable(kind: str, value: Any) -> Any:
     return value
 
 
-class EnvironmentTableSource(PydanticBaseSettingsSource):
+class _EnvironmentTableSource(PydanticBaseSettingsSource):
     """Reads :data:`ENVIRONMENT_VARIABLES` from one environment mapping.
 
     Booleans and JSON are parsed here, so that a bad value is reported against its
@@ -728,26 +756,23 @@ class EnvironmentTableSource(PydanticBaseSettingsSource):
             return raw
         text = raw.strip()
         if kind == "bool":
-            if text.lower() in _TRUE:
-                return True
-            if text.lower() in _FALSE:
-                return False
-            raise ConfigError(
-                f"{name}={raw!r} is not a boolean; use true/false, 1/0, yes/no or on/off"
-            )
+            try:
+                return _flag(text)
+            except ValueError as exc:
+                raise ConfigError(f"{name} = {raw!r}: {exc}") from None
         if kind == "json":
             try:
                 return json.loads(text)
             except json.JSONDecodeError as exc:
                 # The text is not echoed: it may hold key hashes.
                 raise ConfigError(
-                    f"{name} is not valid JSON ({exc.msg} at line {exc.lineno} column "
+                    f"{name}: not valid JSON ({exc.msg} at line {exc.lineno} column "
                     f"{exc.colno}); it takes a JSON list"
                 ) from None
         return text
 
 
-class YamlDocumentSource(PydanticBaseSettingsSource):
+class _YamlDocumentSource(PydanticBaseSettingsSource):
     """The sections of an already-read YAML document."""
 
     def __init__(self, settings_cls: type[BaseSettings], context: _LoadContext | None) -> None:
@@ -809,16 +834,14 @@ class ServiceConfig(BaseSettings):
         context = _CONTEXT.get()
         return (
             init_settings,
-            EnvironmentTableSource(settings_cls, context),
-            YamlDocumentSource(settings_cls, context),
+            _EnvironmentTableSource(settings_cls, context),
+            _YamlDocumentSource(settings_cls, context),
         )
 
     def redacted(self) -> dict[str, Any]:
         """The configuration as plain data for logs: secrets, key hashes and passwords
         in URLs are shown as ``"***"``."""
-        result = _redact(self)
-        assert isinstance(result, dict)
-        return result
+        return typing.cast(dict[str, Any], _redact(self))
 
 
 def _mask_url_password(text: str) -> str:
@@ -884,10 +907,16 @@ def _holds(data: Any, loc: tuple[str | int, ...]) -> bool:
 
 
 def _where(
-    loc: tuple[str | int, ...], overrides: Mapping[str, Any], context: _LoadContext | None
+    loc: tuple[str | int, ...],
+    overrides: Mapping[str, Any],
+    context: _LoadContext | None,
+    missing: bool = False,
 ) -> str:
-    """The setting at ``loc`` named as the user wrote it: override, variable or file."""
-    if _holds(overrides, loc):
+    """The setting at ``loc`` named as the user wrote it: override, variable or file.
+
+    A ``missing`` setting is named after whoever wrote the mapping that lacks it."""
+    given = loc[:-1] if missing else loc
+    if _holds(overrides, given):
         return f"{_dotted(loc)} (override)" if context is not None else _dotted(loc)
     if context is not None:
         for length in range(len(loc), 0, -1):
@@ -897,7 +926,7 @@ def _where(
                 if rest and not rest.startswith("["):
                     rest = "." + rest
                 return variable + rest
-        if context.file is not None and _holds(context.document, loc):
+        if context.file is not None and _holds(context.document, given):
             return f"{_dotted(loc)} in {context.file}"
     return _dotted(loc)
 
@@ -928,7 +957,7 @@ def _problems(
 ) -> Iterator[str]:
     for error in exc.errors(include_url=False):
         loc = tuple(error["loc"])
-        where = _where(loc, overrides, context)
+        where = _where(loc, overrides, context, missing=error["type"] == "missing")
         if error["type"] == "extra_forbidden":
             known = ", ".join(_known_keys(loc))
             yield f"{where}: unknown setting {loc[-1]!r}; known: {known}"
@@ -1023,11 +1052,11 @@ def _read_yaml(path: str | os.PathLike[str], origin: str) -> dict[str, Any]:
     try:
         with open(file, encoding="utf-8") as handle:
             text = handle.read()
-    except OSError as exc:
-        raise ConfigError(
-            f"configuration file {file!r}{origin} cannot be read: {exc.strerror or exc}"
-        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ConfigError(f"configuration file {file!r}{origin} cannot be read: {reason}") from None
     loader = _Loader(text)
+    loader.name = file  # YAML's messages name the file rather than "<unicode string>"
     try:
         root = loader.get_single_node()
         document = {} if root is None else _construct(loader, root, (), file)

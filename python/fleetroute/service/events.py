@@ -2,7 +2,8 @@
 the fleet each second, fanned out to the subscribers.
 
 Publishing never waits on a subscriber: each has a bounded queue and a slow one loses
-its oldest-but-undelivered decision messages (counted), never the router's time. A
+decision messages (counted), never the router's time. A snapshot is never lost: when
+the queue is full the oldest waiting message makes room for it. A
 message is serialised once, however many subscribers read it, and not at all when
 nobody listens.
 """
@@ -23,11 +24,14 @@ class Subscription:
         self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=limit)
         self.dropped = 0
 
-    def offer(self, frame: str) -> None:
+    def offer(self, frame: str, *, essential: bool = False) -> None:
         try:
             self.queue.put_nowait(frame)
         except asyncio.QueueFull:
             self.dropped += 1
+            if essential:
+                self.queue.get_nowait()
+                self.queue.put_nowait(frame)
 
     async def next(self) -> str:
         return await self.queue.get()
@@ -59,11 +63,12 @@ class EventHub:
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscribers.discard(subscription)
 
-    def publish(self, message: dict[str, Any]) -> None:
-        """Queues ``message`` for every subscriber (a no-op without subscribers)."""
+    def publish(self, message: dict[str, Any], *, essential: bool = False) -> None:
+        """Queues ``message`` for every subscriber (a no-op without subscribers);
+        ``essential`` messages displace the oldest waiting one rather than be dropped."""
         if not self._subscribers:
             return
         frame = json.dumps(message, separators=(",", ":"), default=str)
         self.published += 1
         for subscription in self._subscribers:
-            subscription.offer(frame)
+            subscription.offer(frame, essential=essential)

@@ -77,6 +77,7 @@ def prepare_demo(config: ServiceConfig) -> tuple[ServiceConfig, list[Any], str |
                 host="127.0.0.1",
                 port=b.port,
                 log_level="warning",
+                access_log=False,
                 lifespan="off",
             )
         )

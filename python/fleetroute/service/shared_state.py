@@ -26,9 +26,10 @@ The algorithms:
   :mod:`fleetroute.resilience.circuit_breaker`: ``failure_threshold`` consecutive failures
   open one; after ``recovery_timeout_s`` at most ``half_open_limit`` trial calls are
   admitted (across all replicas); a trial success closes it, a trial failure re-opens it.
-  Trials that never report back (their caller died) are given up after another
-  ``recovery_timeout_s``, so a breaker cannot stay half-open and full for ever. A success
-  reported while open comes from a call sent before it opened and is ignored.
+  Trials that never report back (their caller died) are given up ``trial_timeout_s``
+  (default: ``recovery_timeout_s``) after the last one was admitted, so a breaker cannot
+  stay half-open and full for ever. A success reported while open comes from a call sent
+  before it opened and is ignored.
 
 Redis keys start with ``prefix`` (``fleetroute:``) and expire once they carry nothing: a
 bucket when it is full again, a budget at its window's end, a breaker after
@@ -91,16 +92,28 @@ _T = TypeVar("_T")
 
 @dataclass(frozen=True, slots=True)
 class BreakerPolicy:
-    """How a breaker trips and recovers (seed 004's ``CIRCUIT_BREAKER_*`` settings)."""
+    """How a breaker trips and recovers (seed 004's ``CIRCUIT_BREAKER_*`` settings).
+
+    ``trial_timeout_s`` is how long half-open trials may go unanswered before they are
+    given up and replaced; None means ``recovery_timeout_s``.
+    """
 
     failure_threshold: int = 5
     recovery_timeout_s: float = 60.0
     half_open_limit: int = 3
+    trial_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         positive_int("failure_threshold", self.failure_threshold)
         positive_number("recovery_timeout_s", self.recovery_timeout_s, "a number of seconds")
         positive_int("half_open_limit", self.half_open_limit)
+        if self.trial_timeout_s is not None:
+            positive_number("trial_timeout_s", self.trial_timeout_s, "a number of seconds")
+
+    @property
+    def trial_expiry_s(self) -> float:
+        """Seconds after which unanswered half-open trials are given up."""
+        return self.recovery_timeout_s if self.trial_timeout_s is None else self.trial_timeout_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +261,7 @@ class _Breaker:
         if (
             self.state == "half_open"
             and self.trials >= policy.half_open_limit
-            and now - self.trial_at >= policy.recovery_timeout_s
+            and now - self.trial_at >= policy.trial_expiry_s
         ):
             # The trials never reported back: give up on them and admit new ones.
             self.trials = 0
@@ -484,8 +497,8 @@ return fmt(total)
 
 _LUA_SPENT = _LUA_NOW + _LUA_WINDOW + "return fmt(spent)\n"
 
-# KEYS[1] breaker hash; ARGV threshold, recovery_s, half_open_limit, ttl_s. Loads the
-# breaker and applies the transitions time alone causes (as _Breaker.advance).
+# KEYS[1] breaker hash; ARGV threshold, recovery_s, half_open_limit, ttl_s, trial expiry_s.
+# Loads the breaker and applies the transitions time alone causes (as _Breaker.advance).
 _LUA_BREAKER = """
 local threshold = tonumber(ARGV[1])
 local recovery = tonumber(ARGV[2])
@@ -504,7 +517,7 @@ if state == 'open' and now - opened_at >= recovery then
   trials = 0
   trial_at = now
 end
-if state == 'half_open' and trials >= limit and now - trial_at >= recovery then
+if state == 'half_open' and trials >= limit and now - trial_at >= tonumber(ARGV[5]) then
   trials = 0
 end
 local function save()
@@ -529,12 +542,12 @@ return 1
 """
 )
 
-# ARGV[5] '1' for a success. Returns {state before, state after, failures, last failure}.
+# ARGV[6] '1' for a success. Returns {state before, state after, failures, last failure}.
 _LUA_BREAKER_RECORD = (
     _LUA_NOW
     + _LUA_BREAKER
     + """
-if ARGV[5] == '1' then
+if ARGV[6] == '1' then
   -- A success on a breaker never seen leaves nothing to store.
   if h[1] == false then return {before, state, 0, ''} end
   if state == 'half_open' then
@@ -715,8 +728,14 @@ class RedisStateStore:
 
     def _breaker_args(self, policy: BreakerPolicy) -> list[float]:
         # Never let an open breaker expire back to closed before it may recover.
-        ttl = max(self.breaker_ttl_s, 2 * policy.recovery_timeout_s)
-        return [policy.failure_threshold, policy.recovery_timeout_s, policy.half_open_limit, ttl]
+        ttl = max(self.breaker_ttl_s, 2 * policy.recovery_timeout_s, 2 * policy.trial_expiry_s)
+        return [
+            policy.failure_threshold,
+            policy.recovery_timeout_s,
+            policy.half_open_limit,
+            ttl,
+            policy.trial_expiry_s,
+        ]
 
 
 # Redis with a local fallback ------------------------------------------------------------

@@ -64,17 +64,12 @@ def stored_request_ids(url: str) -> list[str]:
         engine.dispose()
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    with PostgresServer() as server:
-        yield server
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'analytics.db'}"
-    server: PostgresServer = request.getfixturevalue("postgres")
+    # The session's server (conftest.py); each test starts from an empty database.
+    server: PostgresServer = request.getfixturevalue("postgres_server")
     reset(server.url)
     return server.url
 
@@ -258,6 +253,25 @@ def test_a_dropped_table_is_recreated_by_the_writer(make_store: MakeStore, db_ur
     assert store.errors_total >= 1
 
 
+def test_a_row_the_database_refuses_is_dropped_alone(
+    make_store: MakeStore, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    store = make_store(retry_backoff_s=0.001, retry_backoff_max_s=0.002)
+    store.start()
+    # A lone surrogate cannot be encoded for either database: the batch fails every time.
+    for record in (rec(1), rec(2, request_id="bad-\ud800"), rec(3)):
+        store.record(record)
+    store.flush(timeout=30)
+    assert store.written_total == 2
+    assert store.dropped_total == 1
+    assert stored_request_ids(db_url) == ["r1", "r3"]
+    assert any("cannot be written" in r.getMessage() for r in caplog.records if r.name == LOGGER)
+    store.record(rec(4))
+    store.flush(timeout=30)
+    assert stored_request_ids(db_url) == ["r1", "r3", "r4"]
+
+
 # ---- a failing database -----------------------------------------------------------------
 
 
@@ -289,11 +303,11 @@ def test_sqlite_unavailable_then_available_loses_nothing(
 
 
 def test_postgres_unavailable_then_available_loses_nothing(
-    postgres: PostgresServer, caplog: pytest.LogCaptureFixture
+    postgres_server: PostgresServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger=LOGGER)
     name = "fleetroute_late"
-    url = postgres.url.rsplit("/", 1)[0] + f"/{name}"
+    url = postgres_server.url.rsplit("/", 1)[0] + f"/{name}"
     store = AnalyticsStore(url, retry_backoff_s=0.01, retry_backoff_max_s=0.05)
     try:
         store.start()
@@ -302,7 +316,7 @@ def test_postgres_unavailable_then_available_loses_nothing(
         with pytest.raises(TimeoutError):
             store.flush(timeout=0.3)
         assert store.errors_total >= 2
-        with psycopg.connect(postgres.admin_conninfo(), autocommit=True) as conn:
+        with psycopg.connect(postgres_server.admin_conninfo(), autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {name}")
         store.flush(timeout=30)
         assert store.written_total == 3
@@ -310,7 +324,7 @@ def test_postgres_unavailable_then_available_loses_nothing(
         assert stored_request_ids(url) == ["r0", "r1", "r2"]
     finally:
         store.close(timeout=10)
-        with psycopg.connect(postgres.admin_conninfo(), autocommit=True) as conn:
+        with psycopg.connect(postgres_server.admin_conninfo(), autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     assert any("retrying" in r.getMessage() for r in caplog.records if r.name == LOGGER)
 
@@ -552,6 +566,7 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Any) -> None:
         ("success", 1, TypeError),
         ("tokens_in", -3, ValueError),
         ("tokens_out", 2.5, ValueError),
+        ("tokens_out", 2**31, ValueError),
         ("upstream_latency_ms", "fast", TypeError),
     ],
 )

@@ -569,3 +569,42 @@ def test_the_stand_in_refuses_bad_settings() -> None:
         create_backend_app("a", latency_s=-1)
     with pytest.raises(ValueError, match="name"):
         create_backend_app("")
+
+
+def test_the_stand_in_paces_replies_through_its_sleep(fleet: Fleet) -> None:
+    """Latency, per-token intervals and an injected delay all go through ``sleep``."""
+    recorded = RecordingSleep()
+    a = fleet.backend("a", sleep=recorded, latency_s=0.5, chunk_interval_s=0.25)
+    inject(a, delay_s=2, count=1)
+    with httpx.Client(base_url=a.url, timeout=10) as client:
+        answer = client.post(COMPLETIONS, json={"prompt": "a b c"})  # reply: 4 tokens
+        assert answer.json()["usage"]["completion_tokens"] == 4
+        with client.stream("POST", COMPLETIONS, json={"prompt": "a b", "stream": True}) as stream:
+            events = sse_events(stream.read())
+    assert recorded.delays == [2.0, 0.5, 1.0, 0.5, 0.25, 0.25, 0.25]
+    assert "".join(event["choices"][0]["text"] for event in events[:-1]) == "echo a b"
+    assert all(event["object"] == "text_completion" for event in events[:-1])
+    assert events[-2]["choices"][0]["finish_reason"] == "stop"
+    assert "usage" not in events[0]  # only when stream_options.include_usage asks
+    assert stats(a) == {
+        "served_by": "a",
+        "requests": 2,
+        "in_flight": 0,
+        "completed": 2,
+        "streams_cancelled": 0,
+        "faults_injected": 1,
+        "faults_pending": 0,
+    }
+
+
+def test_the_proxy_refuses_a_wrong_client_or_retry_policy() -> None:
+    picker = FakePicker([])
+
+    async def build() -> None:
+        async with httpx.AsyncClient() as client:
+            with pytest.raises(TypeError, match="retry"):
+                ChatProxy(picker, client=client, retry=3)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="client"):
+            ChatProxy(picker, client=object(), retry=RetryPolicy())  # type: ignore[arg-type]
+
+    asyncio.run(build())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -617,9 +618,8 @@ def test_two_replicas_share_one_breaker(redis_url: str, prefix: str) -> None:
 
 
 def test_resilient_store_degrades_to_local_and_recovers(
-    prefix: str, caplog: pytest.LogCaptureFixture
+    redis_server: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    require_redis_server()
     caplog.set_level(logging.INFO, logger=LOGGER)
     clock = ManualClock(EPOCH)
 
@@ -665,12 +665,10 @@ def test_resilient_store_degrades_to_local_and_recovers(
             assert "reachable again" in warnings()[-1]
             assert await store.budget_spent("t", window_s=60.0) == 0.0
 
-    with RedisServer() as server:
-        run(main(server))
+    run(main(redis_server))
 
 
-def test_resilient_store_times_out_on_a_hung_redis(prefix: str) -> None:
-    require_redis_server()
+def test_resilient_store_times_out_on_a_hung_redis(redis_server: RedisServer, prefix: str) -> None:
     clock = ManualClock(EPOCH)
 
     async def main(server: RedisServer) -> None:
@@ -689,8 +687,7 @@ def test_resilient_store_times_out_on_a_hung_redis(prefix: str) -> None:
             assert not (await charge("t", 1.0, limit=1.0, window_s=LONG_WINDOW_S)).admitted
             assert (store.mode, store.recoveries) == ("redis", 1)
 
-    with RedisServer() as server:
-        run(main(server))
+    run(main(redis_server))
 
 
 def test_resilient_store_without_a_server_answers_from_local(prefix: str) -> None:
@@ -713,8 +710,6 @@ def test_resilient_store_without_a_server_answers_from_local(prefix: str) -> Non
 
 def _closed_port() -> int:
     """A loopback port where nothing listens (connections are refused at once)."""
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]

@@ -69,6 +69,8 @@ _ESTIMATE_BIAS = 0.2
 #: A batch failing with a non-connection error this many times in a row is dropped: it
 #: would fail forever and block every record behind it.
 _MAX_PERMANENT_FAILURES = 5
+#: The token columns are 32-bit integers.
+_MAX_TOKENS = 2**31 - 1
 #: How long close() waits for the writer thread after the queue is settled.
 _JOIN_TIMEOUT_S = 30.0
 
@@ -129,9 +131,13 @@ class DecisionRecord:
             raise TypeError(f"success must be True, False or None (got {self.success!r})")
         for name, tokens in (("tokens_in", self.tokens_in), ("tokens_out", self.tokens_out)):
             if tokens is not None and (
-                isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0
+                isinstance(tokens, bool)
+                or not isinstance(tokens, int)
+                or not 0 <= tokens <= _MAX_TOKENS
             ):
-                raise ValueError(f"{name} must be an integer >= 0 or None (got {tokens!r})")
+                raise ValueError(
+                    f"{name} must be an integer in [0, {_MAX_TOKENS}] or None (got {tokens!r})"
+                )
         if self.upstream_latency_ms is not None:
             _check_finite("upstream_latency_ms", self.upstream_latency_ms, minimum=0.0)
 
@@ -244,7 +250,11 @@ class AnalyticsStore:
         self._backoff_s = float(retry_backoff_s)
         self._backoff_max_s = float(retry_backoff_max_s)
 
-        # Everything below is guarded by _cond's lock.
+        self._tables_ready = False
+        self._schema_lock = threading.Lock()  # one create_all at a time (writer vs queries)
+        self._thread: threading.Thread | None = None
+
+        # The queue, the counters and the lifecycle flags are guarded by _cond's lock.
         self._cond = threading.Condition(threading.Lock())
         self._queue: deque[tuple[int, DecisionRecord]] = deque()
         self._seq = 0  # sequence number of the last record accepted
@@ -263,9 +273,6 @@ class AnalyticsStore:
         self._batches = 0
         self._errors = 0
         self._last_error: str | None = None
-        self._tables_ready = False
-        self._schema_lock = threading.Lock()  # one create_all at a time (writer vs queries)
-        self._thread: threading.Thread | None = None
 
     @staticmethod
     def _make_engine(url: str) -> Engine:
@@ -318,7 +325,7 @@ class AnalyticsStore:
 
     @property
     def batches_written(self) -> int:
-        """Committed batches (one executemany each)."""
+        """Batches committed: one executemany each (row by row for a batch with a bad row)."""
         with self._cond:
             return self._batches
 
@@ -348,19 +355,22 @@ class AnalyticsStore:
             if self._started:
                 raise RuntimeError("the analytics store is already started")
             self._started = True
+            # The writer starts first so flush() never sees a started store without one;
+            # it waits on the schema lock if the table is still being created below.
+            thread = threading.Thread(
+                target=self._run, name="fleetroute-analytics-writer", daemon=True
+            )
+            self._thread = thread
+            thread.start()
         try:
             self._ensure_tables()
         except Exception as exc:
-            self._note_error(exc)
             logger.warning(
                 "analytics database %s is unavailable at start (%s); records are queued "
                 "and the writer keeps retrying",
                 self._safe_url,
-                exc,
+                self._note_error(exc),
             )
-        thread = threading.Thread(target=self._run, name="fleetroute-analytics-writer", daemon=True)
-        self._thread = thread
-        thread.start()
 
     def record(self, record: DecisionRecord) -> None:
         """Queues ``record`` for writing; never waits for the database.
@@ -534,11 +544,10 @@ class AnalyticsStore:
                 with self._cond:
                     self._inflight_first = None
                     self._inflight_size = 0
+                    self._written += written
+                    self._dropped += len(batch) - written
                     if written:
-                        self._written += len(batch)
                         self._batches += 1
-                    else:
-                        self._dropped += len(batch)
                     recovered = self._overflowing and len(self._queue) <= self._max_queue // 2
                     episode = self._episode_dropped
                     if recovered:
@@ -553,8 +562,13 @@ class AnalyticsStore:
                 self._cond.notify_all()
             raise
 
-    def _write(self, batch: Sequence[tuple[int, DecisionRecord]]) -> bool:
-        """Inserts ``batch`` in one executemany, retrying with backoff; False if abandoned."""
+    def _write(self, batch: Sequence[tuple[int, DecisionRecord]]) -> int:
+        """Inserts ``batch`` in one executemany, retrying with backoff; returns rows written.
+
+        Connection errors are retried until close() gives up. Any other error is retried a
+        few times, then the rows are inserted one by one so a single bad row cannot take its
+        whole batch (or, by blocking the queue, every later record) down with it.
+        """
         rows = [_row(record) for _, record in batch]
         delay = self._backoff_s
         permanent_failures = 0
@@ -563,33 +577,47 @@ class AnalyticsStore:
                 self._ensure_tables()
                 with self._engine.begin() as conn:
                     conn.execute(_decisions.insert(), rows)
-                return True
+                return len(rows)
             except Exception as exc:
-                self._note_error(exc)
+                reason = self._note_error(exc)
                 # A dropped table shows up as a non-connection error: re-check next attempt.
                 self._tables_ready = False
-                if _is_transient(exc):
-                    permanent_failures = 0
-                else:
-                    permanent_failures += 1
+                permanent_failures = 0 if _is_transient(exc) else permanent_failures + 1
                 if permanent_failures >= _MAX_PERMANENT_FAILURES:
-                    logger.error(
-                        "analytics write of %d records failed %d times (%s); dropping the batch",
-                        len(rows),
-                        permanent_failures,
-                        exc,
-                    )
-                    return False
+                    return self._write_one_by_one(rows, reason)
                 logger.warning(
                     "analytics write of %d records to %s failed (%s); retrying in %.2fs",
                     len(rows),
                     self._safe_url,
-                    exc,
+                    reason,
                     delay,
                 )
             if not self._backoff(delay):
-                return False
+                return 0
             delay = min(delay * 2, self._backoff_max_s)
+
+    def _write_one_by_one(self, rows: Sequence[dict[str, Any]], reason: str) -> int:
+        written = 0
+        for row in rows:
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(_decisions.insert(), row)
+                written += 1
+            except Exception as exc:
+                logger.error(
+                    "analytics record %r cannot be written (%s); dropping it",
+                    row["request_id"],
+                    self._note_error(exc),
+                )
+        if written < len(rows):
+            logger.error(
+                "analytics batch failed %d times (%s); wrote %d of its %d records one by one",
+                _MAX_PERMANENT_FAILURES,
+                reason,
+                written,
+                len(rows),
+            )
+        return written
 
     def _backoff(self, delay: float) -> bool:
         """Waits ``delay`` seconds or until flush()/close() asks for a retry; False: give up."""
@@ -604,10 +632,16 @@ class AnalyticsStore:
             self._retry_now = False
             return not self._abandon
 
-    def _note_error(self, exc: BaseException) -> None:
+    def _note_error(self, exc: BaseException) -> str:
+        """Counts a failed attempt and returns a one-line description of it."""
+        # SQLAlchemy's message repeats the SQL and every bound parameter: keep the driver's.
+        cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+        lines = str(cause).strip().splitlines()
+        reason = f"{type(cause).__name__}: {lines[0] if lines else ''}".rstrip(": ")
         with self._cond:
             self._errors += 1
-            self._last_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            self._last_error = reason
+        return reason
 
     def _ensure_tables(self) -> None:
         if self._tables_ready:

@@ -12,8 +12,8 @@ the prompt), cut to ``max_tokens`` words, so a test can predict every byte. Toke
 counted by whitespace split. The reply names the model the request asked for (any name is
 accepted, so one stand-in can pose as any model), or the stand-in's own ``model``.
 
-Timing: ``latency_s`` passes before the first token (time to first token) and
-``chunk_interval_s`` before each further token, through the injected ``sleep``; a
+Timing, through the injected ``sleep``: ``latency_s`` passes before anything is sent (the
+prompt's processing) and ``chunk_interval_s`` before each token of the reply; a
 non-streaming reply waits the same total before it is sent.
 
 Faults, for tests and demos (``POST /admin/faults``, applied to completion requests only,
@@ -339,7 +339,8 @@ class _EventStreamResponse(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         except _DropConnection:
-            # Returning with the body incomplete makes the server close the connection.
+            # Returning with the body incomplete makes the server close the connection
+            # (uvicorn logs that the response was not completed, which is the point).
             self._run.dropped = True
         finally:
             # Closing the generator here covers a client that left while a chunk was being
@@ -537,7 +538,7 @@ def create_backend_app(
                 )
                 handed_off = True
                 return response
-            generation = interval * max(len(completion.reply) - 1, 0)
+            generation = interval * len(completion.reply)
             if generation > 0:
                 await sleep(generation)
             body = _completion_body(completion, reply_id, created)

@@ -34,7 +34,7 @@ class ServiceMetrics:
 
     def __init__(self) -> None:
         # The ``_created`` timestamps double the exposition and no dashboard reads them.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.moe_routing_total = Counter(

@@ -108,6 +108,8 @@ class ProxyOutcome:
     ``success`` is True when the target answered as a healthy server does (2xx, or a 4xx
     other than 429 about the request itself) and, for a stream, finished it with
     ``[DONE]``. ``status_code`` is the upstream's HTTP status (None when none arrived).
+    ``latency_ms`` runs from sending the request to the end of the answer (for a stream,
+    its last chunk). The token counts come from the answer's ``usage`` when it has one.
     ``client_disconnected`` marks an attempt cut short because the client went away.
     """
 
@@ -290,6 +292,19 @@ class _SSEScanner:
                     self.prompt_tokens, self.completion_tokens = prompt, completion
 
 
+async def _close_upstream(chunks: AsyncIterator[bytes] | None, upstream: httpx.Response) -> None:
+    """Closes an upstream response (and its chunk iterator); a response not read to the
+    end closes its connection, which is how the upstream learns the answer is unwanted."""
+    try:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        await upstream.aclose()
+    except Exception:
+        # The connection is being dropped anyway; a failure to close it changes nothing.
+        logger.debug("closing the upstream response failed", exc_info=True)
+
+
 class _Lease:
     """One pick, finished exactly once."""
 
@@ -349,6 +364,7 @@ class _Relay:
 
     async def events(self) -> AsyncGenerator[bytes, None]:
         outcome: ProxyOutcome | None = None
+        client_left = False
         try:
             self._scanner.feed(self._first)
             yield self._first
@@ -377,22 +393,23 @@ class _Relay:
                 outcome = self._outcome(success=True, error=None)
             else:
                 outcome = self._outcome(success=False, error="upstream stream ended without [DONE]")
+        except (GeneratorExit, asyncio.CancelledError):
+            # The server closed or cancelled the relay: the client went away.
+            client_left = True
+            raise
         finally:
-            # No outcome here means the generator was closed or cancelled: the client left.
-            await self.close(outcome or self._outcome(False, "client disconnected", client=True))
+            if outcome is None:
+                reason = "client disconnected" if client_left else "the relay failed unexpectedly"
+                outcome = self._outcome(False, reason, client=client_left)
+            await self.close(outcome)
 
     async def close(self, outcome: ProxyOutcome | None = None) -> None:
         """Closes the upstream response and finishes the lease (once; idempotent)."""
         with anyio.CancelScope(shield=True):
-            try:
-                aclose = getattr(self._chunks, "aclose", None)
-                if aclose is not None:
-                    await aclose()
-            finally:
-                await self._upstream.aclose()
-                await self._lease.finish(
-                    outcome or self._outcome(False, "the response was not sent", client=True)
-                )
+            await _close_upstream(self._chunks, self._upstream)
+            await self._lease.finish(
+                outcome or self._outcome(False, "the response was not sent", client=True)
+            )
 
     def _outcome(self, success: bool, error: str | None, *, client: bool = False) -> ProxyOutcome:
         return ProxyOutcome(
@@ -575,7 +592,9 @@ class ChatProxy:
                         ) from None
                 else:
                     await upstream.aread()
-            except httpx.HTTPError as error:
+            except (httpx.HTTPError, httpx.InvalidURL) as error:
+                # An invalid URL or scheme is the target's configuration, not a passing
+                # failure: is_retryable says no, and the client gets a 502.
                 message = f"upstream {target.target}: {_describe(error)}"
                 outcome = failed(message, None)
                 return _Failure(
@@ -633,12 +652,8 @@ class ChatProxy:
         finally:
             if not handed_off:
                 with anyio.CancelScope(shield=True):
-                    if chunks is not None:
-                        aclose = getattr(chunks, "aclose", None)
-                        if aclose is not None:
-                            await aclose()
                     if upstream is not None:
-                        await upstream.aclose()
+                        await _close_upstream(chunks, upstream)
                     # No outcome here means the attempt was cancelled (the client or the
                     # server went away) or failed unexpectedly; the load is released anyway.
                     await lease.finish(

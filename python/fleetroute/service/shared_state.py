@@ -58,7 +58,7 @@ from fleetroute.validation import non_negative_number, positive_int, positive_nu
 __all__ = [
     "DEFAULT_PREFIX",
     "BreakerPolicy",
-    "BreakerState",
+    "BreakerStateName",
     "BreakerStatus",
     "BudgetCharge",
     "LocalStateStore",
@@ -73,7 +73,8 @@ _log = logging.getLogger(__name__)
 #: The prefix of every Redis key this module writes.
 DEFAULT_PREFIX = "fleetroute:"
 
-BreakerState = Literal["closed", "open", "half_open"]
+#: The states of a breaker, as reported in :class:`BreakerStatus`.
+BreakerStateName = Literal["closed", "open", "half_open"]
 
 # Times are epoch seconds (about 1.7e9), where a double resolves about 2.4e-7 s; a wait
 # shorter than this counts as none, so sleeping exactly ``retry_after`` always succeeds.
@@ -121,7 +122,7 @@ class BreakerStatus:
     """One breaker read at one instant; ``last_failure_time`` is in epoch seconds."""
 
     name: str
-    state: BreakerState
+    state: BreakerStateName
     failure_count: int
     last_failure_time: float | None
 
@@ -244,7 +245,7 @@ def _log_transition(name: str, before: str, after: str) -> None:
 
 @dataclass(slots=True)
 class _Breaker:
-    state: BreakerState = "closed"
+    state: BreakerStateName = "closed"
     failures: int = 0
     opened_at: float = 0.0
     last_failure: float | None = None
@@ -594,7 +595,7 @@ class RedisStateStore:
     Timeouts are short (``socket_timeout_s``) so a dead Redis costs a request a fraction
     of a second, not the client's default 5 s; a dropped connection is retried once on a
     fresh one (a server restart leaves stale connections in the pool), a timeout is not
-    (the script may have run, and running it again would take twice).
+    (the script may have run, and running it again would take tokens or charge twice).
     """
 
     backend: str = "redis"

@@ -4,10 +4,10 @@ then an instance of it by load, in one atomic call into the Rust core.
 The order is the one issue 5 set for the score stage: constraints first, scores after.
 
 1. The task is detected from the request type and content (``TaskDetector``).
-2. Candidate models: those whose specialisations serve the task (seed 004's
-   ``specialization_rules``); when none of them can take the request (over the
-   request's budget, every instance's breaker open, unhealthy), every model does, and
-   the reasoning says so.
+2. Models whose specialisations serve the task (seed 004's ``specialization_rules``)
+   rank ahead of all others; the others take the request only when none of those can
+   (over the request's budget, every instance open, unhealthy or full), and the
+   reasoning says so.
 3. The request's ``budget`` is a hard cap on the model's cost per request.
 4. The survivors are scored by the configured preference (balanced, cost, quality,
    latency) over normalised quality, price and observed latency; the global budget's
@@ -219,24 +219,28 @@ class ModelFleet:
         specialised_names: set[str] = set()
         if self.specialisation_enabled and pinned_model is None:
             specialised_names = {m for m, _ in self.rules.models_for_task(detection.task)}
-        candidates = [(m, ids) for m, ids in reachable if m.name in specialised_names]
-        specialised = bool(candidates)
-        if not specialised:
-            candidates = reachable
-        models = [m for m, _ in candidates]
+        models = [m for m, _ in reachable]
         scores = self._scorer.score_lists(
             [m.quality for m in models],
             [m.cost_per_request for m in models],
             [m.latency_ms for m in models],
             pressure,
         )
+        # Scores lie in [0, 1]: a bonus of 1 puts every specialised model ahead of every
+        # other one, and the core falls through to the others only when the specialised
+        # models' instances are all full.
+        ranked = [
+            score + (1.0 if m.name in specialised_names else 0.0)
+            for score, m in zip(scores, models, strict=True)
+        ]
         picked = self.native.route_joint(
-            [(score, ids) for score, (_, ids) in zip(scores, candidates, strict=True)], cost=cost
+            [(rank, ids) for rank, (_, ids) in zip(ranked, reachable, strict=True)], cost=cost
         )
         if picked is None:
             return None
         index, native_id = picked
         model = models[index]
+        specialised = model.name in specialised_names
         instance = self._by_native[native_id]
         load = self.native.load(native_id)
         reasons = [f"task {detection.task!r}"]
@@ -248,8 +252,10 @@ class ModelFleet:
             )
         elif pinned_model is not None:
             reasons.append(f"model {pinned_model!r} requested")
+        elif specialised_names:
+            reasons.append("specialised models full or unavailable; scored every model")
         else:
-            reasons.append("no available specialised model; scored every model")
+            reasons.append("no model specialises in it; scored every model")
         reasons.append(f"{self.strategy.value} score {scores[index]:.2f}")
         if budget is not None:
             reasons.append(f"cost {model.cost_per_request:g} within budget {budget:g}")

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fleetroute._native import Accelerator, Router, hash_key, jump_hash
+from fleetroute._native import Accelerator, CandidateSet, Router, hash_key, jump_hash
 from fleetroute.clock import Clock, monotonic_clock
 from fleetroute.moe.neural_gate import NeuralGate
 from fleetroute.resilience.anomaly_detection import AnomalyDetector
@@ -117,6 +117,11 @@ class MoERouter:
         )
         self._open: dict[int, _Decision] = {}
         self._next_decision = 0
+        self._ring_cache: list[Service] | None = None
+        self._clock = clock
+        #: How often ``tda_aware`` re-reads the anomaly detector, in seconds.
+        self.tda_refresh_s = 0.1
+        self._tda_cache: tuple[float, CandidateSet] | None = None
 
     @staticmethod
     def _check_strategy(strategy: str) -> str:
@@ -156,6 +161,8 @@ class MoERouter:
         self._matcher.register(service_id, service.capabilities or {service.service_type})
         self._services[service_id] = service
         self._by_slot[service.slot] = service
+        self._ring_cache = None
+        self._tda_cache = None
         return service
 
     def unregister_service(self, service_id: str) -> Service:
@@ -165,6 +172,8 @@ class MoERouter:
         if service is None:
             raise KeyError(f"unknown service {service_id!r}")
         del self._by_slot[service.slot]
+        self._ring_cache = None
+        self._tda_cache = None
         self.registry.remove_accelerator(service.slot)
         self._matcher.unregister(service_id)
         if self._anomalies.sample_count(service_id):
@@ -257,21 +266,36 @@ class MoERouter:
             matches = [self._services[name] for name, _ in self._matcher.match(map(str, needs))]
             return self._take_first(matches, 1) if matches else []
         if strategy == "tda_aware":
-            self._anomalies.evaluate()
-            healthy = [s for s in services if not self._anomalies.is_anomalous(s.service_id)]
-            pool = healthy or services
-            picked = self.registry.route(1, 1, candidates=[s.slot for s in pool])
+            picked = self.registry.route(1, 1, candidates=self._tda_candidates())
             return [] if picked is None else [self._by_slot[picked]]
         if strategy == "consistent_hash":
             key = request.get(
                 "key", request.get("id", json.dumps(request, sort_keys=True, default=str))
             )
-            ordered = sorted(services, key=lambda s: s.slot)
-            start = jump_hash(hash_key(str(key)), len(ordered))
-            ring = ordered[start:] + ordered[:start]
-            return self._take_first(ring, 1)
+            ring = self._ring()
+            start = jump_hash(hash_key(str(key)), len(ring))
+            return self._take_first((ring[(start + i) % len(ring)] for i in range(len(ring))), 1)
         picked = self.registry.route(1, 1)  # power_of_two
         return [] if picked is None else [self._by_slot[picked]]
+
+    def _tda_candidates(self) -> CandidateSet:
+        """The slots of the services that are not anomalous (all of them when every
+        one is), re-evaluated at most every ``tda_refresh_s``: judging every service's
+        latency and error statistics on each request would loop over the fleet."""
+        now = self._clock()
+        if self._tda_cache is None or now - self._tda_cache[0] >= self.tda_refresh_s:
+            self._anomalies.evaluate()
+            services = list(self._services.values())
+            healthy = [s for s in services if not self._anomalies.is_anomalous(s.service_id)]
+            pool = healthy or services
+            self._tda_cache = (now, self.registry.candidate_set([s.slot for s in pool]))
+        return self._tda_cache[1]
+
+    def _ring(self) -> list[Service]:
+        """The services in slot order, rebuilt only after registrations change."""
+        if self._ring_cache is None:
+            self._ring_cache = sorted(self._services.values(), key=lambda s: s.slot)
+        return self._ring_cache
 
     def _take_first(self, ranked: Iterable[Service], want: int) -> list[Service]:
         taken: list[Service] = []

@@ -75,6 +75,11 @@ class CapabilityMatcher:
         self._scoring = scoring
         self._lock = threading.Lock()
         self._services: dict[str, frozenset[str]] = {}
+        # An inverted index, so a match reads only the services sharing a capability,
+        # and each service's registration rank for the tie-break.
+        self._by_capability: dict[str, set[str]] = {}
+        self._rank: dict[str, int] = {}
+        self._next_rank = 0
         if services is not None:
             if not isinstance(services, Mapping):
                 raise ValueError(
@@ -112,14 +117,32 @@ class CapabilityMatcher:
                 raise ValueError(
                     f"service {name!r} is already registered; pass replace=True to update it"
                 )
+            old = self._services.get(name, frozenset())
+            for capability in old - caps:
+                self._unindex(capability, name)
+            for capability in caps - old:
+                self._by_capability.setdefault(capability, set()).add(name)
+            if name not in self._rank:
+                self._rank[name] = self._next_rank
+                self._next_rank += 1
             self._services[name] = caps
+
+    def _unindex(self, capability: str, name: str) -> None:
+        holders = self._by_capability[capability]
+        holders.discard(name)
+        if not holders:
+            del self._by_capability[capability]
 
     def unregister(self, service: str) -> None:
         """Removes ``service``; KeyError if it is not registered."""
         name = _name("service", service)
         with self._lock:
-            if self._services.pop(name, None) is None:
+            caps = self._services.pop(name, None)
+            if caps is None:
                 raise KeyError(f"unknown service {service!r}")
+            for capability in caps:
+                self._unindex(capability, name)
+            del self._rank[name]
 
     def match(self, required: Iterable[str], *, partial: bool = True) -> list[tuple[str, float]]:
         """``(service, score)`` pairs, full covers first; see the class docstring.
@@ -131,7 +154,10 @@ class CapabilityMatcher:
         if not need:
             raise ValueError("required must name at least one capability")
         ranked: list[tuple[bool, float, float, int, str]] = []
-        for order, (service, caps) in enumerate(self._services.copy().items()):
+        with self._lock:
+            names = set().union(*(self._by_capability.get(c, ()) for c in need))
+            candidates = [(self._rank[n], n, self._services[n]) for n in names]
+        for order, service, caps in candidates:
             shared = len(need & caps)
             if shared == 0:
                 continue

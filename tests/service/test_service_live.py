@@ -134,7 +134,7 @@ class Fleet:
     """The service in front of four stand-ins: ``fast-model`` answers at once,
     ``slow-model`` streams a token every 50 ms."""
 
-    def __init__(self, stack: ExitStack, make_config: MakeConfig) -> None:
+    def __init__(self, stack: ExitStack, make_config: MakeConfig, **sections: Any) -> None:
         self.backends: dict[str, LiveServer] = {}
         for instance in FAST_INSTANCES:
             app = create_backend_app(instance, model=FAST)
@@ -153,6 +153,7 @@ class Fleet:
             },
             circuit_breaker={"failure_threshold": BREAKER_THRESHOLD, "recovery_timeout": 600},
             performance={"max_retries": 3},
+            **sections,
         )
         self.config = config
         self.server = stack.enter_context(LiveServer(create_app(config)))
@@ -192,7 +193,7 @@ def fleet(make_config: MakeConfig) -> Iterator[Fleet]:
         yield Fleet(stack, make_config)
 
 
-def test_proxy_answers_and_streams_through_the_service(fleet: Fleet, tmp_path: Path) -> None:
+def test_proxy_answers_and_streams_through_the_service(fleet: Fleet) -> None:
     client = fleet.client
     response = client.post(CHAT, json=chat("hello fleet"))
     assert response.status_code == 200, response.text
@@ -248,7 +249,7 @@ def test_proxy_retries_past_a_failing_instance_and_opens_its_breaker(fleet: Flee
         assert response.status_code == 200, response.text
         assert response.headers["x-fleetroute-target"] == "fast-2"
         assert response.json()["choices"][0]["message"]["content"] == "echo retry me"
-        return fleet.breakers()["fast-1"]["status"] == "open"
+        return bool(fleet.breakers()["fast-1"]["status"] == "open")
 
     poll(until_open, "the breaker of fast-1 to open")
     breakers = fleet.breakers()
@@ -296,10 +297,12 @@ def test_client_disconnect_mid_stream_releases_the_load(fleet: Fleet) -> None:
     poll(lambda: fleet.loads()[target] == 0, f"the load on {target} to return to 0")
     assert fleet.loads() == dict.fromkeys(FAST_INSTANCES + SLOW_INSTANCES, 0)
     poll(
-        lambda: metric(
-            client, "fleetroute_proxy_requests_total", model=SLOW, result="client_disconnected"
-        )
-        == 1,
+        lambda: (
+            metric(
+                client, "fleetroute_proxy_requests_total", model=SLOW, result="client_disconnected"
+            )
+            == 1
+        ),
         "fleetroute_proxy_requests_total{result='client_disconnected'} to reach 1",
     )
     # The upstream was hung up on too, so the model server stops generating.
@@ -312,6 +315,22 @@ def test_client_disconnect_mid_stream_releases_the_load(fleet: Fleet) -> None:
     assert client.get("/routing/performance").json()["live"]["proxy_in_flight"] == 0
 
 
+def test_proxy_says_the_budget_is_spent(make_config: MakeConfig) -> None:
+    # fast-model costs 0.01 a request: the budget pays for two.
+    with ExitStack() as stack:
+        fleet = Fleet(stack, make_config, cost_optimization={"budget_limit": 0.02})
+        for _ in range(2):
+            assert fleet.client.post(CHAT, json=chat("pay me")).status_code == 200
+        refused = fleet.client.post(CHAT, json=chat("no money left"))
+        # Not "no target is available, retry in 1 s": waiting will not help.
+        assert refused.status_code in (402, 429), refused.text
+        assert "budget" in refused.json()["error"]["message"]
+        assert (
+            fleet.backend_stats("fast-1")["requests"] + fleet.backend_stats("fast-2")["requests"]
+            == 2
+        )
+
+
 # ---- 2. replicas sharing one Redis -----------------------------------------------------
 
 
@@ -321,16 +340,16 @@ def replicas(stack: ExitStack, configs: list[ServiceConfig]) -> list[httpx.Clien
 
 
 def replica_configs(
-    make_config: MakeConfig, tmp_path: Path, redis_url: str, **sections: Any
+    make_config: MakeConfig, tmp_path: Path, redis_url: str, *, count: int = 2, **sections: Any
 ) -> list[ServiceConfig]:
-    """Two replicas' configurations: one Redis, an analytics file each."""
+    """Replicas' configurations: one Redis, an analytics file each."""
     return [
         make_config(
             redis={"url": redis_url},
-            analytics={"database_url": f"sqlite:///{tmp_path / f'replica-{name}.db'}"},
+            analytics={"database_url": f"sqlite:///{tmp_path / f'replica-{n}.db'}"},
             **sections,
         )
-        for name in ("a", "b")
+        for n in range(count)
     ]
 
 
@@ -361,16 +380,24 @@ def test_replicas_share_one_budget(
 ) -> None:
     fleet = {"models": [model_entry("m", unreachable("m-1", "m-2"), 0.25)], "services": []}
     configs = replica_configs(
-        make_config, tmp_path, redis_server.url, fleet=fleet, cost_optimization={"budget_limit": 1}
+        make_config,
+        tmp_path,
+        redis_server.url,
+        count=3,
+        fleet=fleet,
+        cost_optimization={"budget_limit": 1},
     )
     with ExitStack() as stack:
-        a, b = replicas(stack, configs)
+        a, b, idle = replicas(stack, configs)
         responses = [decide((a, b)[n % 2]) for n in range(8)]
         assert [r.status_code for r in responses] == [200] * 4 + [402] * 4
         assert "budget" in responses[-1].json()["detail"]
-        for client in (a, b):
-            spent = client.get("/routing/status").json()["cost_optimization"]["spent"]
-            assert spent == pytest.approx(1.0)
+        # A replica that has decided nothing reports the one budget, not what it has
+        # seen of it, and refuses too.
+        spent = idle.get("/routing/status").json()["cost_optimization"]["spent"]
+        assert spent == pytest.approx(1.0)
+        assert metric(idle, "fleetroute_budget_spend", scope="global") == pytest.approx(1.0)
+        assert decide(idle).status_code == 402
 
 
 def test_replicas_share_breakers(

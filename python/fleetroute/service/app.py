@@ -229,7 +229,13 @@ def create_app(
         config = load_config()
     metrics = ServiceMetrics()
     hub = EventHub()
-    store = state if state is not None else open_state_store(config.redis.url, clock=wall_clock)
+    store = (
+        state
+        if state is not None
+        else open_state_store(
+            config.redis.url, clock=wall_clock, retry_interval_s=config.redis.retry_interval_s
+        )
+    )
     analytics = AnalyticsStore(
         config.analytics.database_url,
         batch_size=config.analytics.batch_size,
@@ -293,6 +299,19 @@ def create_app(
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
 
+    async def sync_shared_state(stop: asyncio.Event) -> None:
+        # Reads the shared budget every second (so an idle replica's status and gauges
+        # follow the others' spending) and, through that call, lets a replica serving
+        # from local state notice that Redis is back even when no request arrives.
+        interval = min(1.0, config.redis.retry_interval_s)
+        while not stop.is_set():
+            try:
+                await service.refresh_budget()
+            except Exception:  # the loop must outlive any one failure
+                logger.exception("reading the shared budget failed")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
     async def check_health(stop: asyncio.Event, checker: HealthChecker) -> None:
         interval = float(config.load_balancing.health_check_interval)
         while not stop.is_set():
@@ -312,6 +331,7 @@ def create_app(
         tasks = [
             asyncio.create_task(sweep_leases(stop)),
             asyncio.create_task(feed_snapshots(stop)),
+            asyncio.create_task(sync_shared_state(stop)),
         ]
         if checker is not None:
             tasks.append(asyncio.create_task(check_health(stop, checker)))
@@ -361,7 +381,19 @@ def create_app(
 
     @app.exception_handler(BudgetExhausted)
     async def _budget(request: Request, exc: BudgetExhausted) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=402)
+        if request.url.path.startswith("/v1/"):
+            # The proxy's clients are OpenAI SDKs: they read OpenAI's error shape.
+            body: dict[str, Any] = {
+                "error": {
+                    "message": str(exc),
+                    "type": "insufficient_quota",
+                    "param": None,
+                    "code": "budget_exhausted",
+                }
+            }
+        else:
+            body = {"detail": str(exc)}
+        return JSONResponse(body, status_code=402)
 
     @app.exception_handler(NoModelAvailable)
     async def _no_model(request: Request, exc: NoModelAvailable) -> JSONResponse:
@@ -671,7 +703,7 @@ def create_app(
                 "budget_limit": co.budget_limit,
                 "budget_window_s": co.budget_window_s,
                 "preference": co.preference,
-                "spent": service._budget_spent,
+                "spent": await service.refresh_budget(),
             },
             "circuit_breaker": {
                 "enabled": config.circuit_breaker.enabled,
@@ -829,6 +861,7 @@ def create_app(
     @app.get("/metrics", tags=["seed 004"], response_class=Response)
     async def prometheus(_: None = Observer) -> Response:
         """Prometheus text exposition of every metric."""
+        await service.refresh_budget()
         service.refresh_gauges()
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 

@@ -90,6 +90,7 @@ class Decision:
     cost_estimate: float
     breaker: BreakerStatus
     latency_ms: float
+    client_id: str | None = None
 
 
 def _request_id() -> str:
@@ -475,6 +476,21 @@ class RoutingService:
             self.metrics.budget_refusals.labels(_GLOBAL_BUDGET).inc()
             raise BudgetExhausted(amount, charge.spent, charge.limit)
 
+    async def refresh_budget(self) -> float:
+        """Reads the global budget's spend in this window from the state store (shared by
+        every replica with Redis) and returns it."""
+        co = self.config.cost_optimization
+        if co.enabled:
+            self._budget_spent = await self.state.budget_spent(
+                _GLOBAL_BUDGET, window_s=co.budget_window_s
+            )
+        return self._budget_spent
+
+    @property
+    def budget_spent(self) -> float:
+        """The spend last read from or written to the state store."""
+        return self._budget_spent
+
     async def _settle(self, estimate: float, actual: float) -> None:
         co = self.config.cost_optimization
         if co.enabled and actual != estimate:
@@ -486,9 +502,10 @@ class RoutingService:
         if not self.config.circuit_breaker.enabled:
             return True
         known = self._breaker_view.get(instance_id)
-        if known is not None and known.state == "closed":
-            # Closed breakers admit everything; only a recorded failure changes that,
-            # and recording goes through the store and refreshes this view.
+        if self.state.backend == "local" and known is not None and known.state == "closed":
+            # A closed breaker admits everything and only this process's recorded
+            # failures change a local one (refreshing this view). A shared breaker can be
+            # opened by another replica, so it is always asked.
             return True
         return await self.state.breaker_allow(instance_id, self.breaker_policy)
 
@@ -550,7 +567,7 @@ class RoutingService:
         )
         now = self.clock()
         latency_ms = (now - start) * 1000.0
-        decision = Decision(_request_id(), choice, estimate, breaker, latency_ms)
+        decision = Decision(_request_id(), choice, estimate, breaker, latency_ms, client_id)
         lease = Lease(
             request_id=decision.request_id,
             api=api,
@@ -600,7 +617,9 @@ class RoutingService:
                 exclude=exclude,
                 hold=False,
             )
-        except (NoModelAvailable, BudgetExhausted) as exc:
+        except NoModelAvailable as exc:
+            # BudgetExhausted is not caught: the app answers it with 402, which tells the
+            # client more than "no target" would.
             logger.info("proxy: no target: %s", exc)
             return None
         if decision is None:
@@ -644,7 +663,7 @@ class RoutingService:
                     request_id=decision.request_id,
                     timestamp=self.wall_clock(),
                     api="proxy",
-                    client_id=None,
+                    client_id=decision.client_id,
                     strategy=self.fleet.strategy.value,
                     model=instance.model,
                     target=instance.id,

@@ -199,8 +199,7 @@ class MoERouter:
     ) -> dict[str, Any]:
         """Routes one request; the response is seed 002's shape plus a
         ``decision_id`` to pass to ``observe``."""
-        if not isinstance(request, Mapping):
-            raise ValueError(f"request must be a mapping (got {type(request).__name__})")
+        self.check_request(request)
         if not self._services:
             raise ValueError("no services are registered")
         chosen = self._check_strategy(strategy or self.strategy)
@@ -220,6 +219,20 @@ class MoERouter:
             "routing_strategy": used if chosen != "adaptive" else f"adaptive:{used}",
             "decision_id": decision_id,
         }
+
+    @staticmethod
+    def check_request(request: object) -> None:
+        """Raises ValueError naming the field when ``request`` cannot be routed: it must
+        be a mapping, with ``capabilities`` (if given) a list of strings."""
+        if not isinstance(request, Mapping):
+            raise ValueError(f"request must be a mapping (got {type(request).__name__})")
+        capabilities = request.get("capabilities", ())
+        if not isinstance(capabilities, list | tuple) or not all(
+            isinstance(c, str) for c in capabilities
+        ):
+            raise ValueError(
+                f"capabilities must be a list of strings (got {str(capabilities)[:80]!r})"
+            )
 
     def route_batch(self, requests: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Seed 002's ``/api/v1/route/batch``."""
@@ -262,7 +275,9 @@ class MoERouter:
             order = np.argsort(-score)[: len(services)]
             return self._take_first((self._by_slot[int(slot)] for slot in order), want)
         if strategy == "semantic":
-            needs = request.get("capabilities") or [request.get("type", "")]
+            needs = [n for n in request.get("capabilities") or [request.get("type")] if n]
+            if not needs:
+                return []  # nothing to match: neither capabilities nor a type
             matches = [self._services[name] for name, _ in self._matcher.match(map(str, needs))]
             return self._take_first(matches, 1) if matches else []
         if strategy == "tda_aware":

@@ -24,7 +24,10 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, WebSocket
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -66,6 +69,7 @@ from fleetroute.service.schemas import (
     LoadBalancingInfo,
     LoadResponse,
     ModelSelection,
+    OpenAIError,
     RebalanceResponse,
     RouteRequest,
     RouteResponse,
@@ -88,6 +92,8 @@ VERSION = "0.1.0"
 logger = logging.getLogger("fleetroute.service")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "the body is not JSON or not UTF-8"},
+    422: {"model": ErrorResponse, "description": "the body or a parameter is invalid"},
     401: {"model": ErrorResponse, "description": "missing or invalid credentials"},
     403: {"model": ErrorResponse, "description": "the credentials lack the scope"},
     413: {"model": ErrorResponse, "description": "the body is larger than allowed"},
@@ -112,33 +118,37 @@ class BodySizeLimit:
                 await self._refuse(send)
                 return
         received = 0
-        too_large = False
 
         async def limited() -> Message:
-            nonlocal received, too_large
+            nonlocal received
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    too_large = True
-                    raise _TooLarge
+                    raise HTTPException(413, _too_large(self.limit))
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._refuse(send)
+        # FastAPI turns the HTTPException raised while it reads the body into the 413.
+        await self.app(scope, limited, send)
 
     async def _refuse(self, send: Send) -> None:
-        response = JSONResponse(
-            {"detail": f"request body exceeds routing.max_body_bytes ({self.limit} bytes)"},
-            status_code=413,
-        )
+        response = JSONResponse({"detail": _too_large(self.limit)}, status_code=413)
         await response({"type": "http"}, _no_receive, send)
 
 
-class _TooLarge(Exception):
-    pass
+def _json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by its text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _too_large(limit: int) -> str:
+    return f"request body exceeds routing.max_body_bytes ({limit} bytes)"
 
 
 async def _no_receive() -> Message:
@@ -379,6 +389,12 @@ def create_app(
 
     # -- errors ---------------------------------------------------------------------------
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own 422, except that a NaN or an infinity the client sent is echoed
+        # as text: JSON has no such numbers, and encoding them would fail with a 500.
+        return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, 422)
+
     @app.exception_handler(BudgetExhausted)
     async def _budget(request: Request, exc: BudgetExhausted) -> JSONResponse:
         if request.url.path.startswith("/v1/"):
@@ -410,7 +426,16 @@ def create_app(
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
 
-    @app.post("/api/v1/route", response_model=RouteResponse, tags=["seed 002"], responses=_ERRORS)
+    _NO_SERVICES: dict[int | str, dict[str, Any]] = {
+        503: {"model": ErrorResponse, "description": "no services are registered"}
+    }
+
+    @app.post(
+        "/api/v1/route",
+        response_model=RouteResponse,
+        tags=["seed 002"],
+        responses={**_ERRORS, **_NO_SERVICES},
+    )
     async def route(body: RouteRequest, principal: RoutePrincipal) -> Any:
         """Routes one request to a service (seed 002)."""
         return _route_or_503(
@@ -426,7 +451,7 @@ def create_app(
         "/api/v1/route/batch",
         response_model=BatchRouteResponse,
         tags=["seed 002"],
-        responses=_ERRORS,
+        responses={**_ERRORS, **_NO_SERVICES},
     )
     async def route_batch(body: BatchRouteRequest, principal: RoutePrincipal) -> Any:
         """Routes many requests in one call (seed 002)."""
@@ -543,7 +568,7 @@ def create_app(
         """Routing metrics as JSON (Prometheus text is at /metrics)."""
         return service.moe_metrics()
 
-    @app.get("/api/v1/demo/smart_routing", tags=["seed 002"], responses=_ERRORS)
+    @app.get("/api/v1/demo/smart_routing", tags=["seed 002"], responses={**_ERRORS, **_NO_SERVICES})
     async def smart_routing_demo(
         principal: RoutePrincipal,
         complexity: Annotated[str, Query(pattern="^(simple|moderate|complex)$")] = "moderate",
@@ -588,26 +613,31 @@ def create_app(
         try:
             await websocket.send_json(service.snapshot())
 
-            async def send() -> None:
-                while True:
-                    await websocket.send_text(await subscription.next())
+            # One task relays the hub's frames, the other reads the socket only to see
+            # the client leave; whichever ends first ends both (an anyio task group, so
+            # a server shutting down cancels them cleanly too).
+            async with anyio.create_task_group() as group:
 
-            async def receive() -> None:
-                while True:
-                    await websocket.receive_text()
+                async def relay() -> None:
+                    try:
+                        while True:
+                            await websocket.send_text(await subscription.next())
+                    except (WebSocketDisconnect, RuntimeError, OSError) as error:
+                        logger.info("routing feed subscriber left: %r", error)
+                    finally:
+                        group.cancel_scope.cancel()
 
-            tasks = [asyncio.create_task(send()), asyncio.create_task(receive())]
-            try:
-                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                # The client left (receive ended) or sending failed; either way both
-                # halves stop, and their exceptions are collected, not left unread.
-                for task in tasks:
-                    task.cancel()
-                outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-            for outcome in outcomes:
-                if isinstance(outcome, Exception) and not isinstance(outcome, WebSocketDisconnect):
-                    logger.info("routing feed subscriber left: %r", outcome)
+                async def watch() -> None:
+                    try:
+                        while True:
+                            await websocket.receive_text()
+                    except WebSocketDisconnect:
+                        pass
+                    finally:
+                        group.cancel_scope.cancel()
+
+                group.start_soon(relay)
+                group.start_soon(watch)
         except WebSocketDisconnect:
             pass
         finally:
@@ -645,11 +675,17 @@ def create_app(
     @app.post(
         "/routing/decide",
         response_model=DecisionResponse,
+        # Seed 004's schema types last_failure_time as a string: absent, never null.
+        response_model_exclude_none=True,
         tags=["seed 004"],
         responses={
             **_ERRORS,
             402: {"model": ErrorResponse, "description": "the global budget is spent"},
-            422: {"model": ErrorResponse, "description": "no model fits (budget, model)"},
+            404: {"model": ErrorResponse, "description": "the pinned model is unknown"},
+            422: {
+                "model": ErrorResponse,
+                "description": "invalid body, or no model fits the budget",
+            },
             503: {"model": ErrorResponse, "description": "every instance is full or open"},
         },
     )
@@ -776,7 +812,8 @@ def create_app(
 
         def query() -> dict[str, Any]:
             analytics.flush()
-            return analytics.cost_analysis(since, float(config.cost_optimization.budget_limit))
+            limit = float(config.cost_optimization.budget_limit)
+            return analytics.cost_analysis(since, limit or None)
 
         return await run_in_threadpool(query)
 
@@ -867,13 +904,22 @@ def create_app(
 
     # -- the OpenAI-compatible proxy ------------------------------------------------------
 
-    @app.post("/v1/chat/completions", tags=["proxy"], responses=_ERRORS)
+    _PROXY_ERRORS: dict[int | str, dict[str, Any]] = {
+        **{status: _ERRORS[status] for status in (401, 403, 413, 429)},
+        400: {"model": OpenAIError, "description": "the body is not a valid request"},
+        402: {"model": OpenAIError, "description": "the global budget is spent"},
+        502: {"model": OpenAIError, "description": "every attempt failed to reach a backend"},
+        503: {"model": OpenAIError, "description": "no instance can take the request"},
+        504: {"model": OpenAIError, "description": "every attempt timed out"},
+    }
+
+    @app.post("/v1/chat/completions", tags=["proxy"], responses=_PROXY_ERRORS)
     async def chat_completions(request: Request, principal: RoutePrincipal) -> Response:
         """OpenAI chat completions, forwarded to the chosen model instance (streaming
         passed through); ``model`` names a configured model or ``auto``."""
         return await proxy.forward(request, "/v1/chat/completions", principal.client_id)
 
-    @app.post("/v1/completions", tags=["proxy"], responses=_ERRORS)
+    @app.post("/v1/completions", tags=["proxy"], responses=_PROXY_ERRORS)
     async def completions(request: Request, principal: RoutePrincipal) -> Response:
         """OpenAI completions, forwarded like chat completions."""
         return await proxy.forward(request, "/v1/completions", principal.client_id)

@@ -362,9 +362,25 @@ class RoutingService:
         """Seed 002's ``/api/v1/route/batch``: ``route`` for each request, in order."""
         if strategy is not None:
             self.moe._check_strategy(strategy)
-        return [
-            self.route(r, strategy=strategy, client_id=client_id, api="batch") for r in requests
-        ]
+        for index, request in enumerate(requests):
+            try:
+                self.moe.check_request(request)
+            except ValueError as exc:
+                raise ValueError(f"requests[{index}]: {exc}") from None
+        results: list[dict[str, Any]] = []
+        try:
+            for request in requests:
+                results.append(
+                    self.route(request, strategy=strategy, client_id=client_id, api="batch")
+                )
+        except BaseException:
+            # All or nothing: what this batch took is given back before the error leaves.
+            for result in results:
+                lease = self.leases.pop(result["request_id"])
+                if lease is not None:
+                    self._release(lease)
+            raise
+        return results
 
     async def complete(
         self,
@@ -507,7 +523,11 @@ class RoutingService:
             # failures change a local one (refreshing this view). A shared breaker can be
             # opened by another replica, so it is always asked.
             return True
-        return await self.state.breaker_allow(instance_id, self.breaker_policy)
+        allowed = await self.state.breaker_allow(instance_id, self.breaker_policy)
+        if allowed and known is not None and known.state != "closed":
+            # Admitted past an open breaker: it is half-open now, and the decision says so.
+            await self.breaker_status(instance_id)
+        return allowed
 
     async def _breaker_record(self, instance_id: str, success: bool) -> None:
         if not self.config.circuit_breaker.enabled:

@@ -27,6 +27,7 @@ __all__ = [
     "LoadBalancingInfo",
     "LoadResponse",
     "ModelSelection",
+    "OpenAIError",
     "RebalanceResponse",
     "RouteRequest",
     "RouteResponse",
@@ -58,6 +59,19 @@ class ErrorResponse(BaseModel):
     """Every error: what was wrong."""
 
     detail: Any
+
+
+class OpenAIErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | int | None = None
+
+
+class OpenAIError(BaseModel):
+    """The proxy's errors, in OpenAI's shape, which OpenAI SDKs parse."""
+
+    error: OpenAIErrorBody
 
 
 # -- seed 002 ----------------------------------------------------------------------------
@@ -209,7 +223,8 @@ class LoadBalancingInfo(BaseModel):
 class BreakerInfo(BaseModel):
     status: Literal["closed", "open", "half_open"]
     failure_count: int
-    last_failure_time: str | None
+    #: ISO 8601; absent until the first failure (seed 004 types it as a string).
+    last_failure_time: str | None = None
 
 
 class DecisionResponse(BaseModel):

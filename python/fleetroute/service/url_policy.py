@@ -8,15 +8,24 @@ other schemes (``file:``, ``gopher:``), no fragment.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from urllib.parse import urlsplit
 
 __all__ = ["check_service_url"]
+
+# A DNS name: letters, digits, hyphens and dots (IDNs in their ASCII form).
+_HOSTNAME = re.compile(
+    r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$"
+)
 
 
 def check_service_url(url: str) -> str:
     """Returns ``url`` if the service may call it; raises ValueError saying why not."""
     if not isinstance(url, str) or not url.strip():
         raise ValueError("must be a non-empty URL")
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise ValueError("must not contain whitespace or control characters")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -26,6 +35,13 @@ def check_service_url(url: str) -> str:
         raise ValueError(f"scheme must be http or https (got {parts.scheme or 'none'!r})")
     if not parts.hostname:
         raise ValueError(f"{url[:200]!r} has no host")
+    if not _HOSTNAME.match(parts.hostname):
+        try:
+            ipaddress.ip_address(parts.hostname)
+        except ValueError:
+            raise ValueError(
+                f"host {parts.hostname[:100]!r} is not a DNS name or IP address"
+            ) from None
     if parts.username is not None or parts.password is not None:
         raise ValueError("must not embed credentials (user:password@)")
     if parts.fragment:

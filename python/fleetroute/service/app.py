@@ -90,6 +90,7 @@ __all__ = ["VERSION", "create_app"]
 
 VERSION = "0.1.0"
 logger = logging.getLogger("fleetroute.service")
+_REDACTED_LOGGERS = ("fleetroute.service", "uvicorn.access", "uvicorn.error")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "the body is not JSON or not UTF-8"},
@@ -263,7 +264,11 @@ def create_app(
     )
     authenticator = _authenticator(config, wall_clock)
     redaction = RedactSecrets()
-    logger.addFilter(redaction)
+    # uvicorn logs request lines (with query strings: a WebSocket's ?token=) on its own
+    # loggers; the filter sits on each, since a logger's filters see only its own records.
+    redacted = [logging.getLogger(name) for name in _REDACTED_LOGGERS]
+    for named in redacted:
+        named.addFilter(redaction)
     proxy_settings = config.proxy
     upstream = make_upstream_client(
         connect_timeout_s=proxy_settings.connect_timeout_s,
@@ -364,7 +369,8 @@ def create_app(
             if checker is not None:
                 await checker.aclose()
             await store.close()
-            logger.removeFilter(redaction)
+            for named in redacted:
+                named.removeFilter(redaction)
             logger.info("routing service stopped; %d open decisions recorded", closed)
 
     app = FastAPI(

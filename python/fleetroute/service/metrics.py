@@ -151,6 +151,12 @@ class ServiceMetrics:
             "Decision records dropped on queue overflow",
             registry=r,
         )
+        self.routing_cache = Counter(
+            "fleetroute_routing_cache",
+            "Lookups of the routing cache (detected tasks by request type and content)",
+            ["result"],
+            registry=r,
+        )
         self.websocket_subscribers = Gauge(
             "fleetroute_websocket_subscribers", "Subscribers of /ws/routing", registry=r
         )

@@ -181,12 +181,15 @@ class ModelFleet:
         blocked: Collection[str] = (),
         pressure: float = 0.0,
         cost: int = 1,
+        detection: TaskDetection | None = None,
     ) -> ModelChoice | None:
         """Places one request. ``blocked`` are instance ids that must not be used
         (breaker open, tried already); ``pressure`` in [0, 1] is the budget's pacing.
         Returns None when every candidate instance is full; raises NoModelAvailable
-        when no model is eligible at all."""
-        detection = self.detect(request_type, content)
+        when no model is eligible at all. ``detection`` is the request's task when the
+        caller already knows it (a cached detection)."""
+        if detection is None:
+            detection = self.detect(request_type, content)
         if pinned_model is not None:
             if pinned_model not in self.models:
                 known = ", ".join(sorted(self.models))

@@ -25,10 +25,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from fleetroute.admission.response_cache import ResponseCache
 from fleetroute.clock import Clock, monotonic_clock
 from fleetroute.fairness import jain_index
 from fleetroute.routers.moe_router import MOE_STRATEGIES, MoERouter, Service
 from fleetroute.scoring.specialisation import SpecialisationRule
+from fleetroute.scoring.task_detection import TaskDetection
 from fleetroute.service.analytics import AnalyticsStore, DecisionRecord
 from fleetroute.service.events import EventHub
 from fleetroute.service.leases import Lease, LeaseBook
@@ -145,6 +147,13 @@ class RoutingService:
             half_open_limit=cb.half_open_limit,
         )
         self.leases = LeaseBook()
+        # Seed 004's routing cache: the task detected for a request type and content,
+        # the one part of a decision that depends on the request alone (model scores
+        # and loads are read afresh each time).
+        perf = config.performance
+        self.detections: ResponseCache | None = (
+            ResponseCache(ttl=float(perf.cache_ttl), clock=clock) if perf.cache_enabled else None
+        )
         self._breaker_view: dict[str, BreakerStatus] = {}
         self._budget_spent = 0.0
         self._decision_times: deque[float] = deque()
@@ -558,6 +567,7 @@ class RoutingService:
         NoModelAvailable (nothing eligible) or BudgetExhausted."""
         start = self.clock()
         self.leases.expire(start, self._expire)
+        detection = self._detect(request_type, content)
         blocked = set(exclude)
         while True:
             choice = self.fleet.choose(
@@ -567,6 +577,7 @@ class RoutingService:
                 pinned_model=model,
                 blocked=blocked,
                 pressure=self._pressure(),
+                detection=detection,
             )
             if choice is None:
                 self.metrics.decisions.labels(api, "rejected").inc()
@@ -610,6 +621,19 @@ class RoutingService:
         self._count_decision(now, estimate)
         self._publish(lease, [choice.instance.id])
         return decision
+
+    def _detect(self, request_type: str, content: str) -> TaskDetection:
+        if self.detections is None:
+            return self.fleet.detect(request_type, content)
+        key = {"request_type": request_type, "content": content}
+        cached = self.detections.get(key)
+        if isinstance(cached, TaskDetection):
+            self.metrics.routing_cache.labels("hit").inc()
+            return cached
+        self.metrics.routing_cache.labels("miss").inc()
+        detection = self.fleet.detect(request_type, content)
+        self.detections.put(key, detection)
+        return detection
 
     async def release_decision(self, decision: Decision) -> None:
         """Returns the load of a decision made without ``hold`` and refunds its budget

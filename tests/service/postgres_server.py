@@ -20,7 +20,6 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -29,6 +28,8 @@ from types import TracebackType
 import psycopg
 import pytest
 import sqlalchemy as sa
+
+from .live_server import free_port
 
 __all__ = [
     "DATABASE",
@@ -101,13 +102,6 @@ def reset(url: str) -> None:
         engine.dispose()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class PostgresServer:
     """One PostgreSQL server in a temporary directory; a context manager.
 
@@ -175,7 +169,7 @@ class PostgresServer:
         # Another process may take the free port before the server binds it: retry on a new one.
         log = root / "server.log"
         for _ in range(_START_ATTEMPTS):
-            port = _free_port()
+            port = free_port()
             options = (
                 f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={root} "
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"

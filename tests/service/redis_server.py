@@ -23,6 +23,8 @@ from types import TracebackType
 
 import pytest
 
+from .live_server import free_port
+
 __all__ = ["RedisServer", "redis_server_binary", "require_redis_server"]
 
 # The Debian package's binary; a redis-server on PATH is the fallback.
@@ -48,13 +50,6 @@ def require_redis_server() -> str:
     pytest.skip(reason)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class RedisServer:
     """One redis-server process; use as a context manager (or ``start``/``close``).
 
@@ -75,7 +70,7 @@ class RedisServer:
             raise RuntimeError("redis-server not found; see require_redis_server()")
         self.binary = found
         self._port_given = port is not None
-        self.port = port if port is not None else _free_port()
+        self.port = port if port is not None else free_port()
         self.startup_timeout_s = startup_timeout_s
         self._process: subprocess.Popen[bytes] | None = None
         self._dir: Path | None = None
@@ -100,7 +95,7 @@ class RedisServer:
                 return
             if attempt + 1 < attempts:
                 # Someone took the port between picking and binding it: pick another.
-                self.port = _free_port()
+                self.port = free_port()
         raise RuntimeError(f"redis-server did not start on port {self.port}: {self._log_tail()}")
 
     def stop(self) -> None:

@@ -22,72 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 # Seed 004's routing-api.yaml as the seed writes it, the second "performance:" included
 # (its whitespace-only lines are left empty here; YAML reads them alike).
-SEED_004_YAML = """\
-# /opt/citadel/config/services/routing-api.yaml
-service:
-  name: routing-api
-  port: 9097
-  host: "0.0.0.0"
-  workers: 2
-
-load_balancing:
-  enabled: true
-  algorithm: weighted_round_robin
-  health_check_interval: 30
-  failure_threshold: 3
-  health_check_timeout: 10
-  health_check_path: /health
-
-model_specialization:
-  enabled: true
-  analysis_enabled: true
-  learning_enabled: true
-  update_interval: 300
-  specialization_rules:
-    - model: mixtral-8x7b
-      specializations: [general, coding, analysis]
-    - model: hermes-2
-      specializations: [conversation, chat, dialogue]
-    - model: openchat-3.5
-      specializations: [interactive, real-time, streaming]
-    - model: phi-3-mini
-      specializations: [efficient, fast, lightweight]
-
-cost_optimization:
-  enabled: true
-  budget_limit: 1000
-  preference: balanced
-  analysis_enabled: true
-  cost_per_request:
-    mixtral-8x7b: 0.02
-    hermes-2: 0.015
-    openchat-3.5: 0.01
-    phi-3-mini: 0.005
-
-circuit_breaker:
-  enabled: true
-  failure_threshold: 5
-  recovery_timeout: 60
-  half_open_limit: 3
-  timeout: 30
-
-performance:
-  cache_enabled: true
-  cache_ttl: 60
-  decision_timeout: 5
-  max_retries: 3
-
-performance:
-  memory_limit_gb: 2
-  cpu_cores: 4
-  log_level: INFO
-
-monitoring:
-  api_gateway_endpoint: http://192.168.10.29:8000
-  sql_database_endpoint: 192.168.10.35:5432
-  metrics_server_endpoint: http://192.168.10.37:9090
-  custom_metrics_endpoint: http://192.168.10.29:9091
-"""
+SEED_004_YAML = (REPO / "tests" / "data" / "seed004_routing_api.yaml").read_text(encoding="utf-8")
 
 # Seed 004's .env block, as written.
 SEED_004_ENV = {

@@ -859,18 +859,9 @@ def create_app(
                     hold=False,
                 )
             except (NoModelAvailable, BudgetExhausted) as exc:
-                results.append(
-                    TestResult(
-                        scenario=scenario,
-                        selected_model=None,
-                        task=None,
-                        specialised=False,
-                        within_budget=False,
-                        target_instance=None,
-                        reasoning=str(exc),
-                    )
-                )
-                continue
+                decision, refusal = None, str(exc)
+            else:
+                refusal = "every instance is at capacity"
             if decision is None:
                 results.append(
                     TestResult(
@@ -880,7 +871,7 @@ def create_app(
                         specialised=False,
                         within_budget=False,
                         target_instance=None,
-                        reasoning="every instance is at capacity",
+                        reasoning=refusal,
                     )
                 )
                 continue

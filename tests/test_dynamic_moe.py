@@ -8,7 +8,7 @@ import pytest
 
 from fleetroute import EnhancedRouter, ManualClock
 from fleetroute.moe.dynamic_moe import DynamicMoE
-from fleetroute.moe.neural_gate import NeuralGate
+from fleetroute.moe.neural_gate import NeuralGate, jax_step, numpy_step
 
 
 def test_gate_learns_expected_rewards() -> None:
@@ -103,3 +103,27 @@ def test_bad_configuration() -> None:
         EnhancedRouter().route_to_expert({"input": "x"})
     with pytest.raises(ValueError, match="list of tags"):
         DynamicMoE(num_experts=2).route("x", "mathematics")
+
+
+def test_the_gates_hand_written_gradient_step_matches_jax_grad() -> None:
+    rng = np.random.default_rng(7)
+    gate = NeuralGate(5, 6, hidden=8, seed=11)
+    gate.update(rng.standard_normal(5), [1, 4], [0.3, 0.9])  # leave the zero output weights
+    x = rng.standard_normal(5).astype(np.float32)
+    mask = np.array([0, 1, 0, 1, 1, 0], np.float32)
+    reward = rng.uniform(0, 1, 6).astype(np.float32)
+    by_hand, loss_by_hand = numpy_step(gate.params, x, mask, reward, 0.05)
+    by_jax, loss_by_jax = jax_step(gate.params, x, mask, reward, 0.05)
+    assert loss_by_hand == pytest.approx(loss_by_jax, rel=1e-5)
+    for mine, reference in zip(by_hand, by_jax, strict=True):
+        np.testing.assert_allclose(mine, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_batch_scores_in_jax_match_single_scores() -> None:
+    gate = NeuralGate(4, 3, hidden=6, seed=2)
+    gate.update([0.1, 0.2, 0.3, 0.4], [2], [0.5])
+    batch = np.random.default_rng(3).standard_normal((5, 4)).astype(np.float32)
+    expected = np.stack([gate.scores(row) for row in batch])
+    np.testing.assert_allclose(gate.scores_batch(batch), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"shape \(n, 4\)"):
+        gate.scores_batch(batch[:, :3])

@@ -1,17 +1,14 @@
 """Mixture of experts: token gating in JAX (Switch, top-k, expert choice) with a numpy
-reference, and expert services chosen by a trainable, load-aware gate."""
+reference, and expert services chosen by a trainable, load-aware gate.
 
-from fleetroute.moe.dynamic_moe import DynamicMoE, ExpertRoutingResult
-from fleetroute.moe.gating import (
-    ExpertChoiceRouting,
-    TokenChoiceRouting,
-    expert_capacity,
-    expert_choice_gating,
-    switch_gating,
-    top_k_gating,
-)
-from fleetroute.moe.losses import load_balancing_loss, router_z_loss
-from fleetroute.moe.neural_gate import NeuralGate
+The names are imported on first use, so that code needing only the gate (the routing
+service's ``MoERouter``) does not import JAX.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = [
     "DynamicMoE",
@@ -26,3 +23,31 @@ __all__ = [
     "switch_gating",
     "top_k_gating",
 ]
+
+# Each public name and the module that defines it.
+_MODULES = {
+    "DynamicMoE": "dynamic_moe",
+    "ExpertRoutingResult": "dynamic_moe",
+    "ExpertChoiceRouting": "gating",
+    "TokenChoiceRouting": "gating",
+    "expert_capacity": "gating",
+    "expert_choice_gating": "gating",
+    "switch_gating": "gating",
+    "top_k_gating": "gating",
+    "load_balancing_loss": "losses",
+    "router_z_loss": "losses",
+    "NeuralGate": "neural_gate",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fleetroute.moe' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"fleetroute.moe.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet "maturin>=1.7,<2"
 	$(PY) -m pip install --quiet numpy "jax[cpu]" httpx pyyaml types-PyYAML types-tqdm \
 		fastapi "uvicorn[standard]" pydantic pydantic-settings "sqlalchemy>=2" "psycopg[binary]" \
-		redis prometheus-client pyjwt tqdm \
+		redis prometheus-client pyjwt tqdm sniffio \
 		pytest pytest-benchmark pytest-timeout hypothesis schemathesis websockets ruff mypy
 	touch $(STAMP)
 

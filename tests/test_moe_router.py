@@ -118,3 +118,40 @@ def test_registration_and_errors() -> None:
         router.observe(12345, 1.0, True)
     with pytest.raises(ValueError, match="no services"):
         MoERouter().route({"type": "x"})
+
+
+def test_semantic_spreads_load_over_equal_matches_and_overflows_to_the_next_best() -> None:
+    router = MoERouter(strategy="semantic", seed=4)
+    for name in ("a1", "a2", "a3"):
+        router.register_service(
+            {"service_id": name, "capabilities": ["analysis", "sql"], "max_capacity": 10}
+        )
+    router.register_service(
+        {"service_id": "broad", "capabilities": ["analysis"], "max_capacity": 5}
+    )
+    picks = Counter(
+        router.route({"type": "x", "capabilities": ["analysis", "sql"]})["selected_services"][0]
+        for _ in range(30)
+    )
+    # The three full covers share the load (P2C), and only when they are all full does
+    # the partial match take any.
+    assert picks == {"a1": 10, "a2": 10, "a3": 10}
+    overflow = router.route({"type": "x", "capabilities": ["analysis", "sql"]})
+    assert overflow["selected_services"] == ["broad"]
+    early = MoERouter(strategy="semantic", seed=4)
+    for name in ("a1", "a2", "a3"):
+        early.register_service({"service_id": name, "capabilities": ["analysis"]})
+    first_nine = Counter(
+        early.route({"type": "x", "capabilities": ["analysis"]})["selected_services"][0]
+        for _ in range(9)
+    )
+    assert len(first_nine) == 3 and max(first_nine.values()) <= 4
+
+
+def test_semantic_groups_follow_registrations() -> None:
+    router = MoERouter(strategy="semantic", seed=1)
+    router.register_service({"service_id": "old", "capabilities": ["vision"]})
+    assert router.route({"capabilities": ["vision"]})["selected_services"] == ["old"]
+    router.unregister_service("old")
+    router.register_service({"service_id": "new", "capabilities": ["vision"]})
+    assert router.route({"capabilities": ["vision"]})["selected_services"] == ["new"]

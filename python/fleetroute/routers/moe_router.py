@@ -80,7 +80,7 @@ class _Decision:
     strategy: str
     chosen_by: str
     features: npt.NDArray[np.float32] | None
-    context: npt.NDArray[np.float64]
+    context: npt.NDArray[np.float64] | None
 
 
 class MoERouter:
@@ -122,6 +122,7 @@ class MoERouter:
         #: How often ``tda_aware`` re-reads the anomaly detector, in seconds.
         self.tda_refresh_s = 0.1
         self._tda_cache: tuple[float, CandidateSet] | None = None
+        self._semantic_cache: dict[frozenset[str], list[CandidateSet]] = {}
 
     @staticmethod
     def _check_strategy(strategy: str) -> str:
@@ -163,6 +164,7 @@ class MoERouter:
         self._by_slot[service.slot] = service
         self._ring_cache = None
         self._tda_cache = None
+        self._semantic_cache.clear()
         return service
 
     def unregister_service(self, service_id: str) -> Service:
@@ -174,6 +176,7 @@ class MoERouter:
         del self._by_slot[service.slot]
         self._ring_cache = None
         self._tda_cache = None
+        self._semantic_cache.clear()
         self.registry.remove_accelerator(service.slot)
         self._matcher.unregister(service_id)
         if self._anomalies.sample_count(service_id):
@@ -204,9 +207,10 @@ class MoERouter:
             raise ValueError("no services are registered")
         chosen = self._check_strategy(strategy or self.strategy)
         k = self.top_k if top_k is None else positive_int("top_k", top_k)
-        context = self._context(request)
+        context = None
         used = chosen
         if chosen == "adaptive":
+            context = self._context(request)
             used = self._chooser.select(context)
         # Only the gate's strategies need the request's embedding (the costly part).
         features = self._features(request) if used in ("switch", "top_k") else None
@@ -261,9 +265,9 @@ class MoERouter:
         features: npt.NDArray[np.float32] | None,
         k: int,
     ) -> list[Service]:
-        services = list(self._services.values())
+        count = len(self._services)
         if strategy in ("switch", "top_k"):
-            want = 1 if strategy == "switch" else min(k, len(services))
+            want = 1 if strategy == "switch" else min(k, count)
             # Gate score less the squared utilisation, one array over the slots; slots
             # without a service rank last and are never taken.
             score = np.full(self.max_services, -np.inf)
@@ -272,14 +276,17 @@ class MoERouter:
             assert features is not None
             score[slots] = np.asarray(self._gate.scores(features), np.float64)[slots]
             score[slots] -= utilisation**2
-            order = np.argsort(-score)[: len(services)]
+            order = np.argsort(-score)[:count]
             return self._take_first((self._by_slot[int(slot)] for slot in order), want)
         if strategy == "semantic":
             needs = [n for n in request.get("capabilities") or [request.get("type")] if n]
             if not needs:
                 return []  # nothing to match: neither capabilities nor a type
-            matches = [self._services[name] for name, _ in self._matcher.match(map(str, needs))]
-            return self._take_first(matches, 1) if matches else []
+            for group in self._semantic_groups(frozenset(map(str, needs))):
+                picked = self.registry.route(1, 1, candidates=group)
+                if picked is not None:
+                    return [self._by_slot[picked]]
+            return []
         if strategy == "tda_aware":
             picked = self.registry.route(1, 1, candidates=self._tda_candidates())
             return [] if picked is None else [self._by_slot[picked]]
@@ -305,6 +312,28 @@ class MoERouter:
             pool = healthy or services
             self._tda_cache = (now, self.registry.candidate_set([s.slot for s in pool]))
         return self._tda_cache[1]
+
+    def _semantic_groups(self, needs: frozenset[str]) -> list[CandidateSet]:
+        """The services matching ``needs``, best match first, in groups of equal match:
+        the core picks by load (P2C) within a group and falls to the next group only
+        when the whole group is full. Cached per set of needs until the services
+        change, so a request costs a lookup, not a ranking of the fleet."""
+        groups = self._semantic_cache.get(needs)
+        if groups is None:
+            # The matcher ranks by (full cover, coverage, Jaccard); equal on all three is
+            # one group.
+            wanted = frozenset(n.strip().casefold() for n in needs)
+            ranked: dict[tuple[bool, float, float], list[int]] = {}
+            for name, _ in self._matcher.match(needs):
+                caps = self._matcher.capabilities_of(name)
+                shared = len(wanted & caps)
+                rank = (shared == len(wanted), shared / len(wanted), shared / len(wanted | caps))
+                ranked.setdefault(rank, []).append(self._services[name].slot)
+            groups = [self.registry.candidate_set(slots) for slots in ranked.values()]
+            if len(self._semantic_cache) >= 4096:
+                self._semantic_cache.clear()
+            self._semantic_cache[needs] = groups
+        return groups
 
     def _ring(self) -> list[Service]:
         """The services in slot order, rebuilt only after registrations change."""
@@ -346,7 +375,7 @@ class MoERouter:
                 [s.slot for s in decision.services],
                 [value] * len(decision.services),
             )
-        if decision.chosen_by == "adaptive":
+        if decision.context is not None:
             self._chooser.update(decision.strategy, decision.context, value)
 
     def abandon(self, decision_id: int) -> bool:

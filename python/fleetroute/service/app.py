@@ -444,12 +444,16 @@ def create_app(
     )
     async def route(body: RouteRequest, principal: RoutePrincipal) -> Any:
         """Routes one request to a service (seed 002)."""
-        return _route_or_503(
-            lambda: service.route(
-                body.data,
-                strategy=body.routing_strategy,
-                top_k=body.top_k,
-                client_id=principal.client_id,
+        # The service builds the documented shape itself; a JSONResponse skips FastAPI
+        # validating it again (a third of a decision's time in the batch endpoint).
+        return JSONResponse(
+            _route_or_503(
+                lambda: service.route(
+                    body.data,
+                    strategy=body.routing_strategy,
+                    top_k=body.top_k,
+                    client_id=principal.client_id,
+                )
             )
         )
 
@@ -473,12 +477,14 @@ def create_app(
                 body.requests, strategy=body.routing_strategy, client_id=principal.client_id
             )
         )
-        return {
-            "results": results,
-            "total": len(results),
-            "routed": sum(1 for r in results if r["selected_services"]),
-            "latency_ms": (time.perf_counter() - start) * 1000.0,
-        }
+        return JSONResponse(
+            {
+                "results": results,
+                "total": len(results),
+                "routed": sum(1 for r in results if r["selected_services"]),
+                "latency_ms": (time.perf_counter() - start) * 1000.0,
+            }
+        )
 
     async def _complete(body: CompleteRequest) -> Any:
         try:

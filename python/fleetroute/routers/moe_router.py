@@ -187,6 +187,13 @@ class MoERouter:
     def services(self) -> list[Service]:
         return list(self._services.values())
 
+    @property
+    def service_count(self) -> int:
+        return len(self._services)
+
+    def has_service(self, service_id: str) -> bool:
+        return service_id in self._services
+
     def services_by_id(self, service_ids: Iterable[str]) -> list[Service]:
         """The registered services with these ids, in order (KeyError for an unknown one)."""
         return [self._services[service_id] for service_id in service_ids]

@@ -353,7 +353,7 @@ def create_app(
         logger.info(
             "routing service %s ready: %d services, %d models, %d instances, state %s",
             config.service.name,
-            len(service.moe.services()),
+            service.moe.service_count,
             len(service.fleet.models),
             len(service.fleet.instances),
             service.shared_state_mode(),
@@ -425,7 +425,7 @@ def create_app(
     # -- seed 002 -------------------------------------------------------------------------
 
     def _route_or_503(call: Callable[[], Any]) -> Any:
-        if not service.moe.services():
+        if not service.moe.service_count:
             raise HTTPException(503, "no services are registered; POST /api/v1/services/register")
         try:
             return call()
@@ -537,7 +537,7 @@ def create_app(
                 check_service_url(body.endpoint)
             except ValueError as exc:
                 raise HTTPException(422, f"endpoint: {exc}") from None
-        if body.service_id in {s.service_id for s in service.moe.services()}:
+        if service.moe.has_service(body.service_id):
             raise HTTPException(409, f"service {body.service_id!r} is already registered")
         try:
             registered = service.register_service(body.model_dump())
@@ -586,7 +586,7 @@ def create_app(
         complexity: Annotated[str, Query(pattern="^(simple|moderate|complex)$")] = "moderate",
     ) -> dict[str, Any]:
         """Seed 002's demo: sample requests of one complexity under every strategy."""
-        if not service.moe.services():
+        if not service.moe.service_count:
             raise HTTPException(503, "no services are registered")
         return service.demo(complexity)
 
@@ -600,7 +600,7 @@ def create_app(
             "timestamp": datetime.now(timezone.utc).isoformat(),
             "shared_state": mode,
             "analytics": config.analytics.database_url.split(":", 1)[0],
-            "services": len(service.moe.services()),
+            "services": service.moe.service_count,
             "models": len(service.fleet.models),
             "instances": len(service.fleet.instances),
             "open_leases": len(service.leases),

@@ -99,6 +99,14 @@ async def serve(
         config, backends, key = prepare_demo(config)
         if key is not None:
             announce(f"demo admin API key (valid for this run only): {key}")
+    if config.service.workers > 1:
+        # One process holds the fleet's live loads; replicas are separate processes
+        # that share limits, budgets and breakers through Redis.
+        announce(
+            f"service.workers is {config.service.workers}: this process serves with one "
+            "worker; run one `fleetroute serve` per replica, with --redis-url, to share "
+            "rate limits, budgets and breakers"
+        )
     app = create_app(config)
     host, port = config.service.host, config.service.port
     main = uvicorn.Server(

@@ -53,6 +53,8 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from fleetroute.service.url_policy import check_service_url
+
 __all__ = [
     "CONFIG_FILE_VARIABLE",
     "ENVIRONMENT_VARIABLES",
@@ -244,16 +246,11 @@ def _lower_choice(value: object) -> object:
 
 
 def _http_url_problem(url: str) -> str | None:
-    """Why ``url`` is not an http(s) URL with a host, or None when it is one."""
+    """Why the service may not call ``url`` (``url_policy``'s rules), or None."""
     try:
-        parts = urlsplit(url)
-        _ = parts.port  # raises on a port that is not a number in range
+        check_service_url(url)
     except ValueError as exc:
-        return f"is not a URL ({exc})"
-    if parts.scheme not in ("http", "https"):
-        return "must start with http:// or https://"
-    if not parts.hostname:
-        return "must name a host"
+        return str(exc)
     return None
 
 
@@ -599,7 +596,7 @@ class ServiceRegistration(_Section):
     @classmethod
     def _endpoint_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None and (problem := _http_url_problem(value)) is not None:
-            raise ValueError(f"endpoint of service {info.data.get('service_id')!r} {problem}")
+            raise ValueError(f"endpoint of service {info.data.get('service_id')!r}: {problem}")
         return value
 
 
@@ -616,7 +613,7 @@ class InstanceConfig(_Section):
     @classmethod
     def _http_url(cls, value: str, info: ValidationInfo) -> str:
         if (problem := _http_url_problem(value)) is not None:
-            raise ValueError(f"url of instance {info.data.get('id')!r} {problem}")
+            raise ValueError(f"url of instance {info.data.get('id')!r}: {problem}")
         return value
 
 

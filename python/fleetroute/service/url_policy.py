@@ -30,11 +30,13 @@ def check_service_url(url: str) -> str:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise ValueError(f"{url[:200]!r} is not a valid URL ({exc})") from None
+        raise ValueError(f"{url[:200]!r} is not a URL ({exc})") from None
     if parts.scheme not in ("http", "https"):
-        raise ValueError(f"scheme must be http or https (got {parts.scheme or 'none'!r})")
+        raise ValueError(
+            f"must start with http:// or https:// (got scheme {parts.scheme or 'none'!r})"
+        )
     if not parts.hostname:
-        raise ValueError(f"{url[:200]!r} has no host")
+        raise ValueError(f"must name a host (got {url[:200]!r})")
     if not _HOSTNAME.match(parts.hostname):
         try:
             ipaddress.ip_address(parts.hostname)

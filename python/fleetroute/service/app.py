@@ -186,10 +186,14 @@ def _authenticator(config: ServiceConfig, clock: Clock) -> Authenticator:
     )
 
 
+# Built once: ``require_scope`` makes a new dependency function on every call.
+_AUTHENTICATE = {scope: require_scope(scope) for scope in (SCOPE_ROUTE, SCOPE_ADMIN)}
+
+
 async def _guarded(request: Request, scope: str) -> Principal:
     """Authenticates for ``scope``, then applies the client's rate limit (429 with
     Retry-After when it is spent)."""
-    principal = await require_scope(scope)(request)
+    principal = await _AUTHENTICATE[scope](request)
     state = request.app.state
     auth = state.config.auth
     retry_after = await state.store.acquire_tokens(
@@ -219,7 +223,7 @@ async def _admin_principal(request: Request) -> Principal:
 async def _observer(request: Request) -> None:
     """Observability endpoints are open unless ``auth.protect_observability``."""
     if request.app.state.config.auth.protect_observability:
-        await require_scope(SCOPE_ROUTE)(request)
+        await _AUTHENTICATE[SCOPE_ROUTE](request)
 
 
 RoutePrincipal = Annotated[Principal, Depends(_route_principal)]

@@ -88,12 +88,22 @@ class BudgetExhausted(RuntimeError):
 class Decision:
     """Seed 004's routing decision, ready for its JSON schema."""
 
-    request_id: str
     choice: ModelChoice
-    cost_estimate: float
     breaker: BreakerStatus
-    latency_ms: float
-    client_id: str | None = None
+    #: The request's record: id, client, estimate, decision time, the instance held.
+    lease: Lease
+
+    @property
+    def request_id(self) -> str:
+        return self.lease.request_id
+
+    @property
+    def cost_estimate(self) -> float:
+        return self.lease.cost_estimate
+
+    @property
+    def latency_ms(self) -> float:
+        return self.lease.decision_latency_ms
 
 
 class _RequestIds:
@@ -395,6 +405,8 @@ class RoutingService:
         """Seed 002's ``/api/v1/route/batch``: ``route`` for each request, in order."""
         if strategy is not None:
             self.moe._check_strategy(strategy)
+        # Checked before any is routed, so a bad request leaves no decision counted or
+        # published; the rollback below covers failures past the checks.
         for index, request in enumerate(requests):
             try:
                 self.moe.check_request(request)
@@ -433,11 +445,9 @@ class RoutingService:
         if isinstance(handle, int):
             self.moe.observe(handle, latency_ms or 0.0, success)
         elif isinstance(handle, Instance):
-            self.fleet.release(handle)
-            self.fleet.observe(handle.model, success, latency_ms)
-            await self._breaker_record(handle.id, success)
-            if cost_actual is not None:
-                await self._settle(lease.cost_estimate, cost_actual)
+            await self._end_on_instance(
+                lease, success=success, latency_ms=latency_ms, cost_actual=cost_actual
+            )
         self._record(
             lease,
             "completed" if success else "failed",
@@ -446,6 +456,26 @@ class RoutingService:
             cost_actual=cost_actual,
         )
         return lease
+
+    async def _end_on_instance(
+        self,
+        lease: Lease,
+        *,
+        success: bool,
+        latency_ms: float | None,
+        cost_actual: float | None,
+        judge_backend: bool = True,
+    ) -> None:
+        """Ends a request on a model instance: its load back, the model's latency, the
+        breaker (unless the outcome says nothing about the backend), the cost settled."""
+        instance = lease.handle
+        assert isinstance(instance, Instance)
+        self.fleet.release(instance)
+        self.fleet.observe(instance.model, success, latency_ms)
+        if judge_backend:
+            await self._breaker_record(instance.id, success)
+        if cost_actual is not None:
+            await self._settle(lease.cost_estimate, cost_actual)
 
     # -- seed 002: operations -------------------------------------------------------------
 
@@ -622,9 +652,8 @@ class RoutingService:
         )
         now = self.clock()
         latency_ms = (now - start) * 1000.0
-        decision = Decision(self._request_id(), choice, estimate, breaker, latency_ms, client_id)
         lease = Lease(
-            request_id=decision.request_id,
+            request_id=self._request_id(),
             api=api,
             client_id=client_id,
             strategy=self.fleet.strategy.value,
@@ -636,6 +665,7 @@ class RoutingService:
             expires_at=now + self.lease_s,
             handle=choice.instance,
         )
+        decision = Decision(choice, breaker, lease)
         if hold:
             self.leases.add(lease)
         self._count(api, "routed")
@@ -708,43 +738,32 @@ class RoutingService:
     async def finish(self, target: ProxyTarget, outcome: ProxyOutcome) -> None:
         decision = target.lease
         assert isinstance(decision, Decision)
-        instance = decision.choice.instance
         self.proxy_in_flight -= 1
-        self.fleet.release(instance)
-        self.fleet.observe(instance.model, outcome.success, outcome.latency_ms)
-        # A client that went away says nothing about the backend's health.
-        if not outcome.client_disconnected:
-            await self._breaker_record(instance.id, outcome.success)
         served = outcome.status_code is not None and outcome.status_code < 500
         actual = decision.cost_estimate if outcome.success and served else 0.0
-        await self._settle(decision.cost_estimate, actual)
+        await self._end_on_instance(
+            decision.lease,
+            success=outcome.success,
+            latency_ms=outcome.latency_ms,
+            cost_actual=actual,
+            # A client that went away says nothing about the backend's health.
+            judge_backend=not outcome.client_disconnected,
+        )
+        model = decision.choice.model.name
         result = "ok" if outcome.success else "error"
         if outcome.client_disconnected:
             result = "client_disconnected"
-        self.metrics.proxy_requests.labels(instance.model, result).inc()
-        self.metrics.proxy_upstream_latency.labels(instance.model).observe(
-            outcome.latency_ms / 1000.0
+        self.metrics.proxy_requests.labels(model, result).inc()
+        self.metrics.proxy_upstream_latency.labels(model).observe(outcome.latency_ms / 1000.0)
+        self._record(
+            decision.lease,
+            "completed" if outcome.success else "failed",
+            cost_actual=actual,
+            success=outcome.success,
+            tokens_in=outcome.prompt_tokens,
+            tokens_out=outcome.completion_tokens,
+            upstream_latency_ms=outcome.latency_ms,
         )
-        if self.analytics is not None:
-            self.analytics.record(
-                DecisionRecord(
-                    request_id=decision.request_id,
-                    timestamp=self.wall_clock(),
-                    api="proxy",
-                    client_id=decision.client_id,
-                    strategy=self.fleet.strategy.value,
-                    model=instance.model,
-                    target=instance.id,
-                    decision_latency_ms=decision.latency_ms,
-                    cost_estimate=decision.cost_estimate,
-                    status="completed" if outcome.success else "failed",
-                    cost_actual=actual,
-                    success=outcome.success,
-                    tokens_in=outcome.prompt_tokens,
-                    tokens_out=outcome.completion_tokens,
-                    upstream_latency_ms=outcome.latency_ms,
-                )
-            )
 
     # -- views ----------------------------------------------------------------------------
 
